@@ -1,0 +1,77 @@
+"""Celery tasks: thin interfaces that load ids and call services.
+
+``heal_order`` owns the retry policy: transient errors (vendor gateway,
+database connection) retry with capped exponential backoff and jitter; after
+the last retry the healing ends FAILED with a notification. Domain errors
+never retry. The task is idempotent (claim tokens), so ``acks_late`` and
+redelivery after a worker dies are safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from healing.services import (
+    HealingTransientError,
+    healing_cycle_run,
+    healing_execute,
+    healing_fail,
+)
+
+logger = logging.getLogger("healing.tasks")
+
+
+def backoff_seconds(retries: int) -> float:
+    """Capped exponential backoff with "equal jitter": retry n waits between
+    half and all of ``base * 2**n`` (capped), so delays grow yet never align."""
+    ceiling = min(
+        settings.HEALING_TASK_BACKOFF_MAX, settings.HEALING_TASK_BACKOFF_BASE * (2**retries)
+    )
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,  # the policy below decides, from settings
+)
+def heal_order(self: Any, healing_id: int, token: str) -> str:
+    retries = self.request.retries or 0
+    try:
+        return healing_execute(healing_id=healing_id, token=token, retries=retries).status
+    except HealingTransientError as exc:
+        retry_token, error = str(exc.token), str(exc)
+    except (OperationalError, InterfaceError) as exc:
+        # Failed before the claim: the same token is still the valid one.
+        retry_token, error = token, f"database: {exc}"
+    if retries >= settings.HEALING_TASK_MAX_RETRIES:
+        healing_fail(healing_id=healing_id, token=retry_token, error=error, retries=retries)
+        return "FAILED"
+    countdown = backoff_seconds(retries)
+    logger.info(
+        "healing retry scheduled",
+        extra={"healing_id": healing_id, "retry": retries + 1, "countdown": round(countdown, 2)},
+    )
+    raise self.retry(args=(healing_id, retry_token), countdown=countdown)
+
+
+def dispatch_healings(pairs: list[tuple[int, str]]) -> None:
+    """Send one heal_order per (healing id, claim token) over one producer."""
+    if not pairs:
+        return
+    with heal_order.app.producer_or_acquire() as producer:
+        for healing_id, token in pairs:
+            heal_order.apply_async(args=(healing_id, token), producer=producer)
+
+
+@shared_task(ignore_result=True)
+def run_cycle(trigger: str = "BEAT") -> dict[str, Any]:
+    return healing_cycle_run(trigger=trigger).as_dict()

@@ -1,0 +1,328 @@
+"""The marketplace whose orders the healing engine repairs.
+
+Status changes are written by ``orders.services`` only: the queryset and the
+model refuse a status write that does not come from there (invariant 1).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+# Set by orders.services around its status writes; anything else that tries to
+# write Order.status raises StatusWriteOutsideServices.
+status_write_allowed: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "status_write_allowed", default=False
+)
+
+
+class StatusWriteOutsideServices(RuntimeError):
+    """Order.status may only change through orders.services."""
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    CONFIRMED = "CONFIRMED", "Confirmed"
+    ACCEPTED = "ACCEPTED", "Accepted"
+    PROCESSING = "PROCESSING", "Processing"
+    SHIPPED = "SHIPPED", "Shipped"
+    DELIVERED = "DELIVERED", "Delivered"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+OPEN_STATUSES: tuple[str, ...] = (
+    OrderStatus.PENDING,
+    OrderStatus.CONFIRMED,
+    OrderStatus.ACCEPTED,
+    OrderStatus.PROCESSING,
+    OrderStatus.SHIPPED,
+)
+TERMINAL_STATUSES: tuple[str, ...] = (OrderStatus.DELIVERED, OrderStatus.CANCELLED)
+# Statuses a vendor holds an order in before work starts: reassignable.
+REASSIGNABLE_STATUSES: tuple[str, ...] = (
+    OrderStatus.PENDING,
+    OrderStatus.CONFIRMED,
+    OrderStatus.ACCEPTED,
+)
+
+
+class PaymentMethod(models.TextChoices):
+    CREDIT = "CREDIT", "Credit"
+    CARD = "CARD", "Card"
+    BANK_TRANSFER = "BANK_TRANSFER", "Bank transfer"
+
+
+class ActorType(models.TextChoices):
+    SYSTEM = "SYSTEM", "System"
+    HEALING = "HEALING", "Self-healing"
+    VENDOR = "VENDOR", "Vendor"
+    USER = "USER", "User"
+
+
+class Buyer(models.Model):
+    """A B2B company that places orders."""
+
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "buyers"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CreditAccount(models.Model):
+    """A buyer's credit line. Its balance is the sum of its ledger entries."""
+
+    buyer = models.OneToOneField(
+        Buyer, on_delete=models.CASCADE, primary_key=True, related_name="credit_account"
+    )
+    credit_limit = models.DecimalField(
+        max_digits=14, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(0)]
+    )
+
+    class Meta:
+        db_table = "credit_accounts"
+
+    def __str__(self) -> str:
+        return f"Credit account of {self.buyer}"
+
+
+class CreditEntryKind(models.TextChoices):
+    CHARGE = "CHARGE", "Charge"
+    REFUND = "REFUND", "Refund"
+
+
+class CreditEntry(models.Model):
+    """One ledger line: a charge is negative, a refund positive."""
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    order = models.ForeignKey(
+        "Order", on_delete=models.PROTECT, null=True, blank=True, related_name="credit_entries"
+    )
+    kind = models.CharField(max_length=16, choices=CreditEntryKind.choices)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "credit_entries"
+        constraints = [
+            # Invariant 5: credit is refunded at most once per order.
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(kind="REFUND"), name="credit_one_refund_per_order"
+            ),
+            models.UniqueConstraint(
+                fields=["order"], condition=Q(kind="CHARGE"), name="credit_one_charge_per_order"
+            ),
+            models.CheckConstraint(
+                condition=(Q(kind="CHARGE", amount__lt=0) | Q(kind="REFUND", amount__gt=0)),
+                name="credit_entry_sign_matches_kind",
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount}"
+
+
+class Vendor(models.Model):
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    capacity = models.PositiveIntegerField(default=100, help_text="Open orders it can hold.")
+    # Maintained by orders.services in the transaction that assigns or releases
+    # an order, so selection never counts orders.
+    open_orders = models.PositiveIntegerField(default=0, editable=False)
+    acceptance_rate = models.FloatField(
+        default=0.9, help_text="Share of offers the vendor accepted (ranking)."
+    )
+    avg_response_minutes = models.FloatField(default=30.0)
+    webhook_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "vendors"
+        indexes = [
+            models.Index(
+                fields=["-acceptance_rate", "open_orders", "id"],
+                name="vendor_ranking_idx",
+                condition=Q(is_active=True),
+            )
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(acceptance_rate__gte=0, acceptance_rate__lte=1),
+                name="vendor_acceptance_rate_is_share",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrderQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        if "status" in kwargs and not status_write_allowed.get():
+            raise StatusWriteOutsideServices("Order.status changes only through orders.services")
+        return super().update(**kwargs)
+
+    def open(self) -> OrderQuerySet:
+        return self.filter(status__in=OPEN_STATUSES)
+
+
+class Order(models.Model):
+    number = models.CharField(max_length=32, unique=True)
+    buyer = models.ForeignKey(Buyer, on_delete=models.PROTECT, related_name="orders")
+    vendor = models.ForeignKey(
+        Vendor, on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    status = models.CharField(
+        max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING
+    )
+    payment_method = models.CharField(max_length=16, choices=PaymentMethod.choices)
+    total = models.DecimalField(max_digits=14, decimal_places=2, validators=[MinValueValidator(0)])
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    status_changed_at = models.DateTimeField()
+    # The stuck clock: when the order last made progress. Every status change
+    # and every successful healing restarts it; history is never rewritten.
+    stuck_since = models.DateTimeField()
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        db_table = "orders"
+        indexes = [
+            # Detection: "orders in status S whose clock is older than T" is a
+            # range scan of this partial index; finished orders are not in it.
+            models.Index(
+                fields=["status", "stuck_since"],
+                name="orders_open_stuck_idx",
+                condition=Q(status__in=OPEN_STATUSES),
+            ),
+            models.Index(fields=["buyer", "created_at"], name="orders_buyer_idx"),
+            models.Index(fields=["vendor"], name="orders_vendor_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        loaded = getattr(self, "_loaded_status", None)
+        changing = self._state.adding or loaded != self.status
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "status" not in update_fields:
+            changing = False
+        if changing and not status_write_allowed.get():
+            raise StatusWriteOutsideServices("Order.status changes only through orders.services")
+        super().save(*args, **kwargs)
+        self._loaded_status = self.status
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Order:
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_status = instance.__dict__.get("status")
+        return instance
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class OrderStatusChange(models.Model):
+    """History: one row per status change or stuck-clock restart."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=16, choices=OrderStatus.choices, blank=True)
+    to_status = models.CharField(max_length=16, choices=OrderStatus.choices)
+    from_vendor_id = models.BigIntegerField(null=True, blank=True)
+    to_vendor_id = models.BigIntegerField(null=True, blank=True)
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "order_status_changes"
+        indexes = [models.Index(fields=["order", "created_at"], name="status_change_order_idx")]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class AssignmentOutcome(models.TextChoices):
+    ACTIVE = "ACTIVE", "Active"
+    REASSIGNED = "REASSIGNED", "Reassigned away"
+    COMPLETED = "COMPLETED", "Completed"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+class VendorAssignment(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="assignments")
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="assignments")
+    assigned_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(
+        max_length=16, choices=AssignmentOutcome.choices, default=AssignmentOutcome.ACTIVE
+    )
+
+    class Meta:
+        db_table = "vendor_assignments"
+        constraints = [
+            # A reassignment never returns an order to a vendor that had it.
+            models.UniqueConstraint(fields=["order", "vendor"], name="assignment_once_per_vendor"),
+        ]
+        indexes = [models.Index(fields=["vendor", "assigned_at"], name="assignment_vendor_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} -> {self.vendor_id} ({self.outcome})"
+
+
+class MessageKind(models.TextChoices):
+    OFFER = "OFFER", "Offer the order"
+    CONFIRM_REQUEST = "CONFIRM_REQUEST", "Ask to confirm"
+    ACCEPT_REQUEST = "ACCEPT_REQUEST", "Ask to accept"
+    START_REQUEST = "START_REQUEST", "Ask to start processing"
+    FULFILMENT_POLL = "FULFILMENT_POLL", "Poll fulfilment"
+    WITHDRAW = "WITHDRAW", "Withdraw the offer"
+
+
+class MessageStatus(models.TextChoices):
+    SENT = "SENT", "Sent"
+    FAILED = "FAILED", "Failed"
+
+
+class VendorMessage(models.Model):
+    """Every outbound message to a vendor, whatever the gateway backend."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="vendor_messages")
+    vendor = models.ForeignKey(
+        Vendor, on_delete=models.PROTECT, null=True, blank=True, related_name="messages"
+    )
+    kind = models.CharField(max_length=24, choices=MessageKind.choices)
+    status = models.CharField(max_length=8, choices=MessageStatus.choices)
+    backend = models.CharField(max_length=16)
+    error = models.CharField(max_length=500, blank=True)
+    latency_ms = models.FloatField(default=0)
+    # Which healing sent it, when one did (no FK: orders does not know healing).
+    healing_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "vendor_messages"
+        indexes = [
+            models.Index(fields=["order", "created_at"], name="vendor_message_order_idx"),
+            models.Index(fields=["vendor", "created_at"], name="vendor_message_vendor_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.status} order={self.order_id}"

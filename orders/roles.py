@@ -1,0 +1,57 @@
+"""The three roles of DESIGN.md, as Django groups with their permissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+
+ADMIN = "ADMIN"
+OPERATIONS = "OPERATIONS"
+VIEWER = "VIEWER"
+ROLES = (ADMIN, OPERATIONS, VIEWER)
+
+# Apps whose admin ADMIN may change and OPERATIONS may only view.
+_MANAGED_APPS = ("orders", "healing", "notifications", "django_celery_beat")
+
+
+def role_groups_ensure() -> dict[str, Group]:
+    """Create the groups and give ADMIN all permissions and OPERATIONS view ones."""
+    groups = {name: Group.objects.get_or_create(name=name)[0] for name in ROLES}
+    managed = Permission.objects.filter(content_type__app_label__in=_MANAGED_APPS)
+    groups[ADMIN].permissions.set(managed)
+    groups[OPERATIONS].permissions.set(managed.filter(codename__startswith="view_"))
+    groups[VIEWER].permissions.clear()
+    return groups
+
+
+def user_role(user: Any) -> str | None:
+    """The strongest role a user holds; superusers are ADMIN."""
+    if not user or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return ADMIN
+    names = {group.name for group in user.groups.all()}
+    for role in ROLES:
+        if role in names:
+            return role
+    return None
+
+
+def role_user_create(*, username: str, password: str, role: str) -> tuple[Any, bool]:
+    """Idempotent: creates the user or updates its password and role."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    user_model = get_user_model()
+    with transaction.atomic():
+        groups = role_groups_ensure()
+        user, created = user_model.objects.get_or_create(username=username)
+        user.set_password(password)
+        # ADMIN and OPERATIONS use the Django admin (OPERATIONS read-only).
+        user.is_staff = role in (ADMIN, OPERATIONS)
+        user.is_active = True
+        user.save(update_fields=["password", "is_staff", "is_active"])
+        user.groups.set([groups[role]])
+    return user, created

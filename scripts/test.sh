@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the whole suite. Uses PostgreSQL at 127.0.0.1:5432 and Redis at
+# 127.0.0.1:6379 when they answer (or DATABASE_URL / REDIS_URL), otherwise
+# SQLite and in-process tasks. With CI set there is no fallback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+
+answers() { "$PY" - "$1" "$2" <<'PYEOF'
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+except OSError:
+    sys.exit(1)
+PYEOF
+}
+
+if [ -z "${DATABASE_URL:-}" ] && answers 127.0.0.1 5432; then
+  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/self_healing
+fi
+if [ -z "${REDIS_URL:-}" ] && answers 127.0.0.1 6379; then
+  export REDIS_URL=redis://127.0.0.1:6379/0
+fi
+if [ -n "${CI:-}" ]; then
+  case "${DATABASE_URL:-}" in
+    postgres*) ;;
+    *) echo "CI: PostgreSQL is not reachable at 127.0.0.1:5432 and DATABASE_URL is not set" >&2; exit 1 ;;
+  esac
+  if [ -z "${REDIS_URL:-}" ]; then
+    echo "CI: Redis is not reachable at 127.0.0.1:6379 and REDIS_URL is not set" >&2; exit 1
+  fi
+fi
+echo "tests use database: ${DATABASE_URL:-sqlite (embedded)}; redis: ${REDIS_URL:-none}"
+exec "$PY" -m pytest "$@"
