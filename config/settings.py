@@ -282,7 +282,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "healing.api.schema.RoleAutoSchema",
+    "EXCEPTION_HANDLER": "healing.api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -303,7 +305,33 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Detects stuck marketplace orders, repairs them, and reports.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's assets come from drf-spectacular-sidecar: no CDN needed.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RecoveryActionEnum": "healing.models.RecoveryAction",
+        "IssueTypeEnum": "healing.models.IssueType",
+        "RecoveryStatusEnum": "healing.models.RecoveryStatus",
+    },
 }
+
+# --- API --------------------------------------------------------------------
+
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+# Throttles (healing.api.throttles) read these per request, so tests can
+# switch them off or change a rate with override_settings. Counters live in
+# the default cache (Redis when REDIS_URL is set).
+API_THROTTLE_ENABLED = env_bool("API_THROTTLE_ENABLED", default=True)
+API_THROTTLE_RATES = {
+    "auth": env_str("API_THROTTLE_AUTH_RATE", "20/min"),
+    "healing": env_str("API_THROTTLE_HEALING_RATE", "30/min"),
+}
+# POST run-cycle waits this long for the cycle's healings, polling this often.
+HEALING_API_WAIT_SECONDS = env_float("HEALING_API_WAIT_SECONDS", 10.0)
+HEALING_API_POLL_SECONDS = env_float("HEALING_API_POLL_SECONDS", 0.25)
+
 
 # --- Logging ----------------------------------------------------------------
 

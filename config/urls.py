@@ -1,7 +1,18 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from healing.api.auth import TokenObtainApi, TokenRefreshApi
+from healing.api.views import HealthApi
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
+    # API (issue 7): JWT, the self-healing endpoints, health, OpenAPI.
+    path("api/v1/auth/token/", TokenObtainApi.as_view(), name="token_obtain_pair"),
+    path("api/v1/auth/token/refresh/", TokenRefreshApi.as_view(), name="token_refresh"),
+    path("api/v1/health", HealthApi.as_view(), name="health"),
+    path("api/v1/self-healing/", include("healing.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -1,0 +1,1 @@
+"""The self-healing REST API: thin views over healing and notification services."""

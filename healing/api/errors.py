@@ -1,0 +1,143 @@
+"""One exception handler: every API error is ``{"success": false, "error": {...}}``.
+
+Services raise ``DomainError`` subclasses (carrying code, HTTP status, message
+and field); DRF raises its own ``APIException`` family. Both are mapped here,
+so no view catches an exception to shape an error response.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from orders.errors import DomainError
+
+logger = logging.getLogger("healing.api")
+
+# DRF's default codes, renamed where the default says less than it could.
+_CODE_FOR_EXCEPTION: dict[type[exceptions.APIException], str] = {
+    exceptions.ParseError: "malformed_request",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.Throttled: "throttled",
+}
+
+
+class ApiNotFound(DomainError):
+    """An id in the path names no row."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ContractUnavailable(DomainError):
+    """A service this endpoint needs has not been deployed with this build."""
+
+    code = "not_implemented"
+    http_status = 501
+
+
+def error_body(*, code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"success": False, "error": {"code": code, "message": message, "field": field}}
+
+
+def _first_validation_error(detail: Any, prefix: str = "") -> tuple[str | None, str, str]:
+    """(field path, message, code) of the first error in a DRF error tree."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "" if key in ("non_field_errors", "detail") else str(key)
+            path = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            return _first_validation_error(value, path)
+    if isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                return _first_validation_error(value, f"{prefix}[{index}]" if prefix else prefix)
+            return _first_validation_error(value, prefix)
+    code = getattr(detail, "code", None) or "invalid"
+    return (prefix or None), str(detail), str(code)
+
+
+def _validation_message(field: str | None, message: str) -> str:
+    return f"{field}: {message}" if field else message
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER for the whole project."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+
+    if isinstance(exc, DomainError):
+        body = error_body(code=exc.code, message=exc.message, field=exc.field)
+        http_status = exc.http_status
+    elif isinstance(exc, exceptions.ValidationError):
+        field, message, code = _first_validation_error(exc.detail)
+        body = error_body(
+            code="invalid" if code in ("invalid", "invalid_choice") else code,
+            message=_validation_message(field, message),
+            field=field,
+        )
+        http_status = status.HTTP_400_BAD_REQUEST
+    elif isinstance(exc, exceptions.APIException):
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+        if getattr(exc, "wait", None) is not None:
+            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+        detail = exc.detail
+        # simplejwt puts its message in a dict ({"detail": ..., "code": ..., "messages": ...}).
+        if isinstance(detail, dict):
+            code = str(detail.get("code") or exc.default_code)
+            message = str(detail.get("detail") or exc.default_detail)
+        else:
+            own_code = str(getattr(detail, "code", "") or "")
+            # A specific code the raiser chose (simplejwt's "no_active_account")
+            # wins over the class's generic one.
+            if own_code and own_code != exc.default_code:
+                code = own_code
+            else:
+                code = _CODE_FOR_EXCEPTION.get(type(exc), own_code or "error")
+            message = str(detail)
+        body = error_body(code=code, message=message)
+        http_status = exc.status_code
+    elif isinstance(exc, OperationalError | InterfaceError):
+        logger.exception("database unavailable while serving the API")
+        body = error_body(
+            code="service_unavailable", message="The database is unavailable; try again."
+        )
+        http_status = status.HTTP_503_SERVICE_UNAVAILABLE
+        headers["Retry-After"] = "5"
+    elif isinstance(exc, DatabaseError):
+        # A value the database refused that validation let through is our bug,
+        # but the caller still gets a JSON answer naming no internals.
+        logger.exception("database refused an API request")
+        body = error_body(code="server_error", message="The request could not be processed.")
+        http_status = status.HTTP_500_INTERNAL_SERVER_ERROR
+    else:
+        logger.exception("unhandled error in the API")
+        body = error_body(code="server_error", message="Internal server error.")
+        http_status = status.HTTP_500_INTERNAL_SERVER_ERROR
+
+    set_rollback()
+    return Response(body, status=http_status, headers=headers)
+
+
+def json_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """A path under the API that no route matches: JSON, whatever DEBUG says."""
+    return JsonResponse(
+        error_body(code="not_found", message=f"No API endpoint at {request.path}."),
+        status=404,
+    )

@@ -1,0 +1,59 @@
+"""The role matrix of issue 7, as permission classes (DESIGN.md "Roles").
+
+| endpoint                                       | ADMIN | OPERATIONS | VIEWER |
+|------------------------------------------------|-------|------------|--------|
+| stuck-orders, healing-actions, cycles,         |  yes  |    yes     |   no   |
+| notifications, rules (read); heal, run-cycle   |       |            |        |
+| acknowledge, resolve                           |  yes  |     no     |   no   |
+| statistics, kpis                               |  yes  |    yes     |  yes   |
+
+Anonymous callers get 401 (DRF turns a refused permission into 401 when no
+authenticator succeeded); authenticated users without the role get 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+
+from orders.roles import ADMIN, OPERATIONS, VIEWER, user_role
+
+
+class RolePermission(BasePermission):
+    roles: tuple[str, ...] = ()
+    message = "Your role may not do this."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        role = user_role(request.user)
+        if role is None:
+            return False
+        if role not in self.roles:
+            self.message = f"Role {role} may not do this; it needs {' or '.join(self.roles)}."
+            return False
+        return True
+
+
+class IsAdmin(RolePermission):
+    """ADMIN only: acknowledge and resolve notifications."""
+
+    roles = (ADMIN,)
+
+
+class IsOperator(RolePermission):
+    """ADMIN or OPERATIONS: read the healing state, trigger healing."""
+
+    roles = (ADMIN, OPERATIONS)
+
+
+class IsViewer(RolePermission):
+    """Any role: statistics and KPIs."""
+
+    roles = (ADMIN, OPERATIONS, VIEWER)
+
+
+def roles_of(view: Any) -> tuple[str, ...]:
+    roles: tuple[str, ...] = ()
+    for permission in getattr(view, "permission_classes", ()):
+        roles += tuple(r for r in getattr(permission, "roles", ()) if r not in roles)
+    return roles

@@ -1,0 +1,62 @@
+"""OpenAPI: role requirements in every description, one error envelope everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from rest_framework import serializers
+
+from healing.api.permissions import roles_of
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = ErrorDetailSerializer()
+
+    class Meta:
+        ref_name = "Error"
+
+
+_ERROR_TEXT = {
+    400: "Invalid input: `error.field` names the parameter.",
+    401: "No valid access token (missing, expired, tampered, or user inactive).",
+    403: "Authenticated, but the role may not call this endpoint.",
+    404: "No row with this id.",
+    409: "The request conflicts with the current state (`error.message` says why).",
+    415: "The body is not `application/json`.",
+    429: "Too many requests: retry after the `Retry-After` header.",
+    501: "A service this endpoint needs is not deployed yet.",
+    503: "A dependency (database, broker) is unavailable.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {
+        code: OpenApiResponse(response=ErrorSerializer, description=_ERROR_TEXT[code])
+        for code in statuses
+    }
+
+
+def seed_example(name: str, value: Any, *, request: bool = False) -> OpenApiExample:
+    return OpenApiExample(
+        name, value=value, request_only=request, response_only=not request, status_codes=["200"]
+    )
+
+
+class RoleAutoSchema(AutoSchema):
+    """Appends the roles allowed by the view's permission classes to its description."""
+
+    def get_description(self) -> str:
+        description = super().get_description() or ""
+        roles = roles_of(self.view)
+        if not roles:
+            return description
+        return f"{description}\n\n**Roles:** {', '.join(roles)}.".strip()

@@ -1,0 +1,92 @@
+"""Reads the API lists and filters.
+
+They belong with healing/selectors.py; they live here until that module's
+owner takes them, so the API does not edit another developer's file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from healing.models import HealingAction, HealingCycle, StuckRule
+from notifications.models import AdminNotification
+
+
+def healing_actions_list(
+    *,
+    order_id: int | None = None,
+    recovery_status: str | None = None,
+    issue_type: str | None = None,
+    recovery_action: str | None = None,
+    trigger: str | None = None,
+    cycle_id: int | None = None,
+    detected_from: datetime | None = None,
+    detected_to: datetime | None = None,
+) -> QuerySet[HealingAction]:
+    rows = HealingAction.objects.select_related("requested_by").order_by(
+        "-issue_detected_at", "-id"
+    )
+    if order_id is not None:
+        rows = rows.filter(order_id=order_id)
+    if recovery_status:
+        rows = rows.filter(recovery_status=recovery_status)
+    if issue_type:
+        rows = rows.filter(issue_type=issue_type)
+    if recovery_action:
+        rows = rows.filter(recovery_action=recovery_action)
+    if trigger:
+        rows = rows.filter(trigger=trigger)
+    if cycle_id is not None:
+        rows = rows.filter(cycle_id=cycle_id)
+    if detected_from is not None:
+        rows = rows.filter(issue_detected_at__gte=detected_from)
+    if detected_to is not None:
+        rows = rows.filter(issue_detected_at__lt=detected_to)
+    return rows
+
+
+def healing_action_get(*, healing_id: int) -> HealingAction | None:
+    if not 0 < healing_id < 2**63:
+        return None
+    return (
+        HealingAction.objects.select_related("requested_by", "resolved_by")
+        .filter(pk=healing_id)
+        .first()
+    )
+
+
+def cycles_list(*, status: str | None = None, trigger: str | None = None) -> QuerySet[HealingCycle]:
+    rows = HealingCycle.objects.order_by("-started_at", "-id")
+    if status:
+        rows = rows.filter(status=status)
+    if trigger:
+        rows = rows.filter(trigger=trigger)
+    return rows
+
+
+def cycle_get(*, cycle_id: int) -> HealingCycle | None:
+    if not 0 < cycle_id < 2**63:
+        return None
+    return HealingCycle.objects.filter(pk=cycle_id).first()
+
+
+def rules_list() -> QuerySet[StuckRule]:
+    return StuckRule.objects.order_by("threshold_minutes", "id")
+
+
+def notification_get(*, notification_id: int) -> AdminNotification:
+    """The notification, or the API's 404."""
+    from healing.api.errors import ApiNotFound
+
+    notification = (
+        AdminNotification.objects.select_related("acknowledged_by", "resolved_by")
+        .filter(pk=notification_id)
+        .first()
+        if 0 < notification_id < 2**63
+        else None
+    )
+    if notification is None:
+        raise ApiNotFound(f"notification {notification_id} does not exist", field="id")
+    return notification

@@ -1,0 +1,116 @@
+"""Output shapes shared by several views (a healing, a cycle, a notification).
+
+Views keep their own nested InputSerializer / OutputSerializer; the row
+shapes used by more than one view live here so they read the same everywhere.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from healing.models import IssueType, RecoveryAction, RecoveryStatus
+
+MAX_ID = 2**63 - 1
+
+
+class HealingActionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    order_id = serializers.IntegerField()
+    cycle_id = serializers.IntegerField(allow_null=True)
+    trigger = serializers.CharField()
+    issue_type = serializers.ChoiceField(choices=IssueType.choices, allow_blank=True)
+    action = serializers.CharField(source="recovery_action")
+    recovery_action = serializers.ChoiceField(choices=RecoveryAction.choices)
+    recovery_status = serializers.ChoiceField(choices=RecoveryStatus.choices)
+    skip_reason = serializers.CharField(allow_blank=True)
+    error = serializers.CharField(source="error_message", allow_blank=True)
+    detected_status = serializers.CharField()
+    resulting_status = serializers.CharField(allow_blank=True)
+    stuck_minutes = serializers.IntegerField()
+    attempt_number = serializers.IntegerField()
+    retry_count = serializers.IntegerField()
+    dry_run = serializers.BooleanField()
+    previous_vendor_id = serializers.IntegerField(allow_null=True)
+    new_vendor_id = serializers.IntegerField(allow_null=True)
+    vendor_changed = serializers.SerializerMethodField()
+    admin_notified = serializers.BooleanField()
+    issue_detected_at = serializers.DateTimeField()
+    recovery_attempted_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    recovery_duration_seconds = serializers.FloatField(allow_null=True)
+    requested_by = serializers.SerializerMethodField()
+
+    class Meta:
+        ref_name = "HealingAction"
+
+    def get_vendor_changed(self, obj) -> bool:
+        return obj.new_vendor_id is not None and obj.new_vendor_id != obj.previous_vendor_id
+
+    def get_requested_by(self, obj) -> str | None:
+        return obj.requested_by.get_username() if obj.requested_by_id else None
+
+
+class CycleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    trigger = serializers.CharField()
+    status = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.FloatField(allow_null=True)
+    detected = serializers.IntegerField()
+    dispatched = serializers.IntegerField()
+    redispatched = serializers.IntegerField()
+    healed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    escalated = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    open_orders = serializers.IntegerField()
+    guard_tripped = serializers.BooleanField()
+    error = serializers.CharField(allow_blank=True)
+
+    class Meta:
+        ref_name = "HealingCycle"
+
+
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    notification_type = serializers.CharField()
+    severity = serializers.CharField()
+    title = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField()
+    order_id = serializers.IntegerField(allow_null=True)
+    healing_action_id = serializers.IntegerField(allow_null=True)
+    occurrences = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    last_occurred_at = serializers.DateTimeField()
+    sent = serializers.BooleanField()
+    delivery_method = serializers.CharField(allow_blank=True)
+    acknowledged = serializers.BooleanField()
+    acknowledged_at = serializers.DateTimeField(allow_null=True)
+    acknowledged_by = serializers.SerializerMethodField()
+    acknowledgement_comment = serializers.CharField(allow_blank=True)
+    resolved = serializers.BooleanField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolved_by = serializers.SerializerMethodField()
+    resolution_note = serializers.CharField(allow_blank=True)
+
+    class Meta:
+        ref_name = "AdminNotification"
+
+    def get_acknowledged_by(self, obj) -> str | None:
+        return obj.acknowledged_by.get_username() if obj.acknowledged_by_id else None
+
+    def get_resolved_by(self, obj) -> str | None:
+        return obj.resolved_by.get_username() if obj.resolved_by_id else None
+
+
+class PageInputSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
+
+
+def id_field(**kwargs) -> serializers.IntegerField:
+    """An id filter: a positive integer the database can hold."""
+    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)
