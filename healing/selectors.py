@@ -61,8 +61,9 @@ def rule_for_status(status: str) -> StuckRule | None:
 
 def attempts_subquery(order_ref: OuterRef | int) -> Subquery:
     """Earlier SUCCESS / FAILED / MANUAL_REQUIRED healings since the last manual resolution."""
+    # Nested one level deeper: "the same order as the healing being counted".
     last_resolution = (
-        HealingAction.objects.filter(order_id=order_ref, resolved_at__isnull=False)
+        HealingAction.objects.filter(order_id=OuterRef("order_id"), resolved_at__isnull=False)
         .order_by("-resolved_at")
         .values("resolved_at")[:1]
     )

@@ -29,6 +29,7 @@ from django.db.models import Case, CharField, Count, F, OuterRef, Subquery, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from healing.metrics import metrics_rollup_after_cycle
 from healing.models import (
     ACTIVE_STATUSES,
     ISSUE_TYPE_FOR_STATUS,
@@ -249,9 +250,27 @@ def _claim(
     return new_token if claimed else None
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """The token this task presents and the statuses it may find the row in."""
+
+    token: uuid.UUID
+    statuses: tuple[str, ...]
+
+
+def _needs_gateway(healing: HealingAction) -> bool:
+    if not _still_in_episode(healing):
+        return False
+    if healing.recovery_action == RecoveryAction.REASSIGN_VENDOR:
+        return healing.candidate_vendor_id is not None  # type: ignore[attr-defined]
+    if healing.recovery_action == RecoveryAction.RETRY_WORKFLOW:
+        return healing.order.vendor_id is not None
+    return False
+
+
 def _finish(
     healing: HealingAction,
-    token: uuid.UUID,
+    claim: _Claim,
     *,
     status: str,
     now: datetime,
@@ -263,9 +282,11 @@ def _finish(
 ) -> None:
     """Write the healing's result if this task still holds it; else roll back."""
     updated = HealingAction.objects.filter(
-        pk=healing.pk, claim_token=token, recovery_status=RecoveryStatus.IN_PROGRESS
+        pk=healing.pk, claim_token=claim.token, recovery_status__in=claim.statuses
     ).update(
         recovery_status=status,
+        recovery_attempted_at=Coalesce(F("recovery_attempted_at"), now),
+        retry_count=healing.retry_count,
         skip_reason=skip_reason,
         error_message=error,
         completed_at=now,
@@ -293,7 +314,7 @@ def _record_messages(deliveries: Iterable[Any]) -> None:
 
 
 def _fail_with_notification(
-    healing: HealingAction, token: uuid.UUID, *, error: str, now: datetime
+    healing: HealingAction, claim: _Claim, *, error: str, now: datetime
 ) -> None:
     """End FAILED and raise HEALING_FAILED (HIGH) in the same transaction."""
     order = healing.order
@@ -301,7 +322,7 @@ def _fail_with_notification(
     title, message, details = healing_failed_content(
         order=order, healing=healing, error=error, history=history, now=now
     )
-    _finish(healing, token, status=RecoveryStatus.FAILED, now=now, error=error, admin_notified=True)
+    _finish(healing, claim, status=RecoveryStatus.FAILED, now=now, error=error, admin_notified=True)
     notification_raise(
         notification_type=NotificationType.HEALING_FAILED,
         severity=Severity.HIGH,
@@ -329,11 +350,21 @@ def healing_execute(
     healing = _load(healing_id)
     if healing is None:
         return Outcome(healing_id, "STALE", "no such healing")
-    now = timezone.now()
-    claim = _claim(healing, token, retries=retries, now=now)
-    if claim is None:
+    if str(healing.claim_token) != str(token) or healing.recovery_status not in ACTIVE_STATUSES:
         return Outcome(healing_id, "STALE", "claim token is stale or healing already final")
+    now = timezone.now()
     healing.retry_count = retries
+    if _needs_gateway(healing):
+        # A vendor will be contacted: take the claim first, in its own short
+        # transaction, so a duplicate task cannot message the vendor too.
+        new_token = _claim(healing, token, retries=retries, now=now)
+        if new_token is None:
+            return Outcome(healing_id, "STALE", "claim token is stale or healing already final")
+        claim = _Claim(new_token, (RecoveryStatus.IN_PROGRESS,))
+    else:
+        # Nothing leaves the database: claim and result are one conditional
+        # UPDATE inside the apply transaction.
+        claim = _Claim(healing.claim_token, ACTIVE_STATUSES)
     log = {
         "healing_id": healing.pk,
         "order_id": healing.order_id,
@@ -345,7 +376,7 @@ def healing_execute(
         logger.warning("healing taken over by another task", extra=log)
         return Outcome(healing_id, "STALE", "taken over by another task")
     except (OperationalError, InterfaceError) as exc:
-        raise HealingTransientError(f"database: {exc}", token=claim) from exc
+        raise HealingTransientError(f"database: {exc}", token=claim.token) from exc
     except DomainError as exc:
         # Not worth a retry: the healing fails now, with a notification.
         try:
@@ -359,14 +390,14 @@ def healing_execute(
 
 
 def _execute_claimed(
-    healing: HealingAction, token: uuid.UUID, *, gateway: VendorGateway, now: datetime
+    healing: HealingAction, claim: _Claim, *, gateway: VendorGateway, now: datetime
 ) -> Outcome:
     order = healing.order
     if not _still_in_episode(healing):
         with transaction.atomic():
             _finish(
                 healing,
-                token,
+                claim,
                 status=RecoveryStatus.SKIPPED,
                 now=now,
                 skip_reason=SkipReason.ORDER_CLOSED if not order.is_open else SkipReason.RECOVERED,
@@ -375,34 +406,34 @@ def _execute_claimed(
 
     action = healing.recovery_action
     if action == RecoveryAction.REASSIGN_VENDOR:
-        return _reassign(healing, token, gateway=gateway, now=now)
+        return _reassign(healing, claim, gateway=gateway, now=now)
     if action == RecoveryAction.RETRY_WORKFLOW:
-        return _retry_workflow(healing, token, gateway=gateway, now=now)
+        return _retry_workflow(healing, claim, gateway=gateway, now=now)
     if action == RecoveryAction.CANCEL_ORDER:
-        return _cancel(healing, token, now=now)
-    return _escalate(healing, token, now=now)
+        return _cancel(healing, claim, now=now)
+    return _escalate(healing, claim, now=now)
 
 
 def _send(
-    healing: HealingAction, token: uuid.UUID, gateway: VendorGateway, message: OutboundMessage
+    healing: HealingAction, claim: _Claim, gateway: VendorGateway, message: OutboundMessage
 ) -> Any:
     """Call the gateway outside any transaction; a failure is recorded, then retried."""
     try:
         return gateway.send(message)
     except DeliveryFailed as exc:
         _record_messages([exc.delivery])
-        raise HealingTransientError(f"vendor gateway: {exc}", token=token) from exc
+        raise HealingTransientError(f"vendor gateway: {exc}", token=claim.token) from exc
 
 
 def _reassign(
-    healing: HealingAction, token: uuid.UUID, *, gateway: VendorGateway, now: datetime
+    healing: HealingAction, claim: _Claim, *, gateway: VendorGateway, now: datetime
 ) -> Outcome:
     order = healing.order
     candidate_id = healing.candidate_vendor_id  # type: ignore[attr-defined]
     if candidate_id is None:
         with transaction.atomic():
             _fail_with_notification(
-                healing, token, error="no alternative vendor available", now=now
+                healing, claim, error="no alternative vendor available", now=now
             )
         return Outcome(healing.pk, RecoveryStatus.FAILED, "no alternative vendor available")
     offer = OutboundMessage(
@@ -413,7 +444,7 @@ def _reassign(
         webhook_url=healing.candidate_webhook_url or "",  # type: ignore[attr-defined]
         healing_id=healing.pk,
     )
-    delivery = _send(healing, token, gateway, offer)
+    delivery = _send(healing, claim, gateway, offer)
     try:
         with transaction.atomic():
             order_services.order_reassign_vendor(
@@ -428,7 +459,7 @@ def _reassign(
             _record_messages([delivery])
             _finish(
                 healing,
-                token,
+                claim,
                 status=RecoveryStatus.SUCCESS,
                 now=now,
                 new_vendor_id=candidate_id,
@@ -453,7 +484,7 @@ def _reassign(
             _record_messages([delivery, withdrawal])
             _finish(
                 healing,
-                token,
+                claim,
                 status=RecoveryStatus.SKIPPED,
                 now=now,
                 skip_reason=SkipReason.RECOVERED,
@@ -462,17 +493,17 @@ def _reassign(
         return Outcome(healing.pk, RecoveryStatus.SKIPPED, "order moved on; offer withdrawn")
     except NoVendorAvailable as exc:
         # The candidate filled up since the load: another candidate next time.
-        raise HealingTransientError(str(exc), token=token) from exc
+        raise HealingTransientError(str(exc), token=claim.token) from exc
     return Outcome(healing.pk, RecoveryStatus.SUCCESS, f"reassigned to vendor {candidate_id}")
 
 
 def _retry_workflow(
-    healing: HealingAction, token: uuid.UUID, *, gateway: VendorGateway, now: datetime
+    healing: HealingAction, claim: _Claim, *, gateway: VendorGateway, now: datetime
 ) -> Outcome:
     order = healing.order
     if order.vendor_id is None:
         with transaction.atomic():
-            _fail_with_notification(healing, token, error="no vendor to contact", now=now)
+            _fail_with_notification(healing, claim, error="no vendor to contact", now=now)
         return Outcome(healing.pk, RecoveryStatus.FAILED, "no vendor to contact")
     step = OutboundMessage(
         order_id=order.pk,
@@ -482,7 +513,7 @@ def _retry_workflow(
         webhook_url=order.vendor.webhook_url if order.vendor else "",
         healing_id=healing.pk,
     )
-    delivery = _send(healing, token, gateway, step)
+    delivery = _send(healing, claim, gateway, step)
     try:
         with transaction.atomic():
             order_services.order_restart_clock(
@@ -496,7 +527,7 @@ def _retry_workflow(
             _record_messages([delivery])
             _finish(
                 healing,
-                token,
+                claim,
                 status=RecoveryStatus.SUCCESS,
                 now=now,
                 resulting_status=order.status,
@@ -506,7 +537,7 @@ def _retry_workflow(
             _record_messages([delivery])
             _finish(
                 healing,
-                token,
+                claim,
                 status=RecoveryStatus.SKIPPED,
                 now=now,
                 skip_reason=SkipReason.RECOVERED,
@@ -516,7 +547,7 @@ def _retry_workflow(
     return Outcome(healing.pk, RecoveryStatus.SUCCESS, f"re-sent {step.kind}")
 
 
-def _cancel(healing: HealingAction, token: uuid.UUID, *, now: datetime) -> Outcome:
+def _cancel(healing: HealingAction, claim: _Claim, *, now: datetime) -> Outcome:
     order = healing.order
     try:
         with transaction.atomic():
@@ -530,7 +561,7 @@ def _cancel(healing: HealingAction, token: uuid.UUID, *, now: datetime) -> Outco
             )
             _finish(
                 healing,
-                token,
+                claim,
                 status=RecoveryStatus.SUCCESS,
                 now=now,
                 resulting_status=order.status,
@@ -539,7 +570,7 @@ def _cancel(healing: HealingAction, token: uuid.UUID, *, now: datetime) -> Outco
         with transaction.atomic():
             _finish(
                 healing,
-                token,
+                claim,
                 status=RecoveryStatus.SKIPPED,
                 now=now,
                 skip_reason=SkipReason.RECOVERED,
@@ -549,7 +580,7 @@ def _cancel(healing: HealingAction, token: uuid.UUID, *, now: datetime) -> Outco
     return Outcome(healing.pk, RecoveryStatus.SUCCESS, "cancelled")
 
 
-def _escalate(healing: HealingAction, token: uuid.UUID, *, now: datetime) -> Outcome:
+def _escalate(healing: HealingAction, claim: _Claim, *, now: datetime) -> Outcome:
     order = healing.order
     history = healing_history(order_id=order.pk)
     title, message, details = manual_required_content(
@@ -558,7 +589,7 @@ def _escalate(healing: HealingAction, token: uuid.UUID, *, now: datetime) -> Out
     with transaction.atomic():
         _finish(
             healing,
-            token,
+            claim,
             status=RecoveryStatus.MANUAL_REQUIRED,
             now=now,
             admin_notified=True,
@@ -583,10 +614,10 @@ def healing_fail(*, healing_id: int, token: uuid.UUID | str, error: str, retries
     if healing is None:
         return False
     healing.retry_count = retries
-    HealingAction.objects.filter(pk=healing_id, claim_token=token).update(retry_count=retries)
+    claim = _Claim(uuid.UUID(str(token)), ACTIVE_STATUSES)
     try:
         with transaction.atomic():
-            _fail_with_notification(healing, token, error=error, now=timezone.now())  # type: ignore[arg-type]
+            _fail_with_notification(healing, claim, error=error, now=timezone.now())
     except _StaleClaim:
         return False
     logger.warning(
@@ -715,6 +746,7 @@ def healing_cycle_run(
             **{k: v for k, v in result.as_dict().items() if k != "by_action"},
         },
     )
+    metrics_rollup_after_cycle(cycle_id=cycle.pk)
     return result
 
 

@@ -38,3 +38,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(autouse=True)
+def _default_stuck_rules(request: pytest.FixtureRequest) -> None:
+    """Transactional tests flush the database, data migrations included:
+    put DESIGN.md's default rules back for every test that uses the database."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    transactional = marker.kwargs.get("transaction", False)
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from healing.defaults import default_rules
+    from healing.models import StuckRule
+
+    for rule in default_rules():
+        StuckRule.objects.get_or_create(status=rule["status"], defaults=rule)

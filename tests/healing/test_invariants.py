@@ -1,0 +1,312 @@
+"""DESIGN.md's invariants 2, 3, 4, 6, 7 and 8, on real PostgreSQL connections."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from healing.models import HealingAction, HealingCycle, RecoveryStatus
+from healing.services import healing_cycle_run, healing_execute, healing_initiate
+from notifications.models import AdminNotification
+from orders import services as order_services
+from orders.models import Order, OrderStatusChange, VendorMessage
+from tests.factories import HealingActionFactory, OrderFactory, VendorFactory
+from tests.healing.conftest import ScriptedGateway, run_in_threads
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def collect() -> tuple[list, callable]:
+    sent: list[tuple[int, str]] = []
+    return sent, sent.extend
+
+
+def test_two_active_healings_for_one_order_are_impossible_in_the_database():
+    order = OrderFactory(status="PENDING", stuck_minutes=31)
+    HealingActionFactory(order=order, recovery_status="PENDING")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        HealingActionFactory(order=order, recovery_status="IN_PROGRESS")
+    # Finished ones do not count.
+    HealingActionFactory(order=order, recovery_status="FAILED")
+
+
+def test_concurrent_initiations_leave_one_active_healing():
+    order = OrderFactory(status="PENDING", stuck_minutes=31)
+    results = run_in_threads(
+        *[lambda: healing_initiate(order=Order.objects.get(pk=order.pk), trigger="API").pk] * 4
+    )
+    assert len(set(results)) == 1, results
+    assert HealingAction.objects.filter(order=order).count() == 1
+
+
+def test_same_healing_executed_twice_at_once_has_one_effect():
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    healing = healing_initiate(order=order, trigger="CLI")
+    gateway = ScriptedGateway(during=lambda message: time.sleep(0.2))
+
+    outcomes = run_in_threads(
+        lambda: healing_execute(healing_id=healing.pk, token=healing.claim_token, gateway=gateway),
+        lambda: healing_execute(healing_id=healing.pk, token=healing.claim_token, gateway=gateway),
+    )
+
+    assert sorted(o.status for o in outcomes) == ["STALE", "SUCCESS"], outcomes
+    assert len(gateway.sent) == 1  # the duplicate never reached the vendor
+    assert OrderStatusChange.objects.filter(order=order, reason__contains="re-sent").count() == 1
+    assert VendorMessage.objects.filter(order=order).count() == 1
+
+
+def test_same_cancellation_executed_twice_at_once_refunds_once():
+    order = OrderFactory(status="PENDING", stuck_minutes=31)
+    healing = healing_initiate(order=order, trigger="CLI", recovery_action="CANCEL_ORDER")
+
+    outcomes = run_in_threads(
+        *[lambda: healing_execute(healing_id=healing.pk, token=healing.claim_token)] * 3
+    )
+
+    assert sorted(o.status for o in outcomes) == ["STALE", "STALE", "SUCCESS"], outcomes
+    assert order.credit_entries.filter(kind="REFUND").count() == 1
+
+
+def test_vendor_accepting_while_its_reassignment_runs_wins_and_the_offer_is_withdrawn():
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    original_vendor = order.vendor_id
+    VendorFactory()
+    healing = healing_initiate(order=order, trigger="CLI", recovery_action="REASSIGN_VENDOR")
+
+    def vendor_accepts(message) -> None:
+        if message.kind == "OFFER":
+            # The original vendor acts on its own connection mid-call.
+            run_in_threads(
+                lambda: order_services.order_accept(
+                    order=Order.objects.get(pk=order.pk), actor=order_services.Actor.vendor()
+                )
+            )
+
+    gateway = ScriptedGateway(during=vendor_accepts)
+    outcome = healing_execute(healing_id=healing.pk, token=healing.claim_token, gateway=gateway)
+
+    assert outcome.status == "SKIPPED"
+    healing.refresh_from_db()
+    assert (healing.recovery_status, healing.skip_reason) == ("SKIPPED", "RECOVERED")
+    order.refresh_from_db()
+    assert (order.status, order.vendor_id) == ("ACCEPTED", original_vendor)
+    assert [m.kind for m in gateway.sent] == ["OFFER", "WITHDRAW"]
+    assert set(VendorMessage.objects.filter(order=order).values_list("kind", flat=True)) == {
+        "OFFER",
+        "WITHDRAW",
+    }
+
+
+def test_many_vendors_accepting_during_a_cycle_never_lose_their_change():
+    VendorFactory.create_batch(3, capacity=1000)
+    orders = [OrderFactory(status="CONFIRMED", stuck_minutes=61) for _ in range(6)]
+    accepted = {o.pk for o in orders[::2]}
+
+    def accept_half(message) -> None:
+        if message.order_id in accepted:
+            run_in_threads(
+                lambda: order_services.order_accept(
+                    order=Order.objects.get(pk=message.order_id),
+                    actor=order_services.Actor.vendor(),
+                )
+            )
+
+    gateway = ScriptedGateway(during=accept_half)
+    sent, dispatch = collect()
+    healing_cycle_run(trigger="CLI", dispatch=dispatch)
+    run_in_threads(
+        *[
+            (lambda pair=pair: healing_execute(healing_id=pair[0], token=pair[1], gateway=gateway))
+            for pair in sent
+        ]
+    )
+
+    for order in orders:
+        order.refresh_from_db()
+        healing = HealingAction.objects.get(order=order)
+        if order.pk in accepted:
+            assert order.status == "ACCEPTED"
+            assert healing.recovery_status == "SKIPPED"
+        else:
+            assert order.status == "CONFIRMED"
+            assert healing.recovery_status == "SUCCESS"
+
+
+def test_a_lost_task_is_redispatched_after_its_lease_and_the_stale_task_does_nothing(settings):
+    settings.HEALING_LEASE_SECONDS = 60
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    sent, dispatch = collect()
+    healing_cycle_run(trigger="CLI", dispatch=dispatch)
+    ((healing_id, first_token),) = sent
+    # The task was lost: nothing happens until the lease runs out.
+    sent.clear()
+    healing_cycle_run(trigger="CLI", dispatch=dispatch)
+    assert sent == []
+    HealingAction.objects.filter(pk=healing_id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    healing_cycle_run(trigger="CLI", dispatch=dispatch)
+
+    ((same_id, new_token),) = sent
+    assert same_id == healing_id and new_token != first_token
+    assert HealingAction.objects.filter(order=order).count() == 1
+    assert healing_execute(healing_id=healing_id, token=first_token).status == "STALE"
+    assert healing_execute(healing_id=healing_id, token=new_token).status == "SUCCESS"
+
+
+def test_a_slow_task_overtaken_after_its_lease_cannot_apply_a_second_effect(settings):
+    """The original task is stuck in the vendor call past its lease; the next
+    cycle re-dispatches and a fresh task heals the order; the slow one then
+    finds its token stale and rolls back."""
+    settings.HEALING_LEASE_SECONDS = 60
+    order = OrderFactory(status="ACCEPTED", stuck_minutes=121)
+    VendorFactory.create_batch(2)
+    sent, dispatch = collect()
+    healing_cycle_run(trigger="CLI", dispatch=dispatch)
+    ((healing_id, token),) = sent
+
+    def overtaken(message) -> None:
+        if overtaken.done:
+            return
+        overtaken.done = True
+        HealingAction.objects.filter(pk=healing_id).update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        sent.clear()
+        healing_cycle_run(trigger="CLI", dispatch=dispatch)
+        ((_, fresh),) = sent
+        run_in_threads(lambda: healing_execute(healing_id=healing_id, token=fresh))
+
+    overtaken.done = False
+    slow = healing_execute(
+        healing_id=healing_id, token=token, gateway=ScriptedGateway(during=overtaken)
+    )
+
+    assert slow.status == "STALE"
+    healing = HealingAction.objects.get(pk=healing_id)
+    assert healing.recovery_status == "SUCCESS"
+    assert OrderStatusChange.objects.filter(order=order, actor_type="HEALING").count() == 1
+    assert HealingAction.objects.filter(order=order, recovery_status="SUCCESS").count() == 1
+
+
+def test_a_healing_acts_only_on_the_status_it_was_detected_in():
+    order = OrderFactory(status="PENDING", stuck_minutes=31)
+    VendorFactory()
+    sent, dispatch = collect()
+    healing_cycle_run(trigger="CLI", dispatch=dispatch)
+    order_services.order_confirm(order=order, actor=order_services.Actor.vendor())
+
+    ((healing_id, token),) = sent
+    assert healing_execute(healing_id=healing_id, token=token).status == "SKIPPED"
+    order.refresh_from_db()
+    assert order.status == "CONFIRMED"
+
+
+def test_tasks_are_sent_only_after_the_healing_rows_commit():
+    OrderFactory.create_batch(3, status="CONFIRMED", stuck_minutes=61)
+    seen_from_another_connection: list[int] = []
+
+    def dispatch(pairs) -> None:
+        ids = [healing_id for healing_id, _ in pairs]
+        (count,) = run_in_threads(lambda: HealingAction.objects.filter(pk__in=ids).count())
+        seen_from_another_connection.append(count)
+
+    healing_cycle_run(trigger="CLI", dispatch=dispatch)
+    assert seen_from_another_connection == [3]
+
+
+def test_the_guard_pauses_reassign_and_cancel_and_raises_one_critical_alert(settings):
+    settings.HEALING_GUARD_MIN_STUCK = 4
+    settings.HEALING_GUARD_MAX_SHARE = 0.5
+    VendorFactory.create_batch(3, capacity=1000)
+    pending = [OrderFactory(status="PENDING", stuck_minutes=31) for _ in range(4)]
+    confirmed = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    OrderFactory.create_batch(2, status="PROCESSING", stuck_minutes=1)  # healthy, open
+
+    first = healing_cycle_run(trigger="CLI")
+    second = healing_cycle_run(trigger="CLI")
+
+    assert first.guard_tripped and second.guard_tripped
+    for order in pending:
+        order.refresh_from_db()
+        assert order.status == "PENDING"
+        assert order.vendor_id == order.assignments.get().vendor_id  # never reassigned
+    rows = HealingAction.objects.filter(order__in=pending)
+    assert set(rows.values_list("recovery_status", "skip_reason")) == {("SKIPPED", "GUARD")}
+    assert HealingAction.objects.get(order=confirmed).recovery_status == "SUCCESS"
+    alerts = AdminNotification.objects.filter(notification_type="SYSTEM_ALERT")
+    assert alerts.count() == 1
+    alert = alerts.get()
+    assert (alert.severity, alert.occurrences, alert.resolved_at) == ("CRITICAL", 2, None)
+    assert HealingCycle.objects.filter(guard_tripped=True).count() == 2
+
+    # The outage ends: guard-skipped healings were not attempts, so each order
+    # starts at the first rung, and the alert resolves.
+    settings.HEALING_GUARD_MIN_STUCK = 2000
+    healing_cycle_run(trigger="CLI")
+    for order in pending:
+        latest = HealingAction.objects.filter(order=order).latest("id")
+        assert (latest.recovery_action, latest.recovery_status) == ("REASSIGN_VENDOR", "SUCCESS")
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+
+
+def test_guard_is_not_tripped_below_either_threshold(settings):
+    settings.HEALING_GUARD_MIN_STUCK = 3
+    settings.HEALING_GUARD_MAX_SHARE = 0.5
+    VendorFactory.create_batch(2, capacity=1000)
+    [OrderFactory(status="PENDING", stuck_minutes=31) for _ in range(3)]
+    OrderFactory.create_batch(4, status="PROCESSING", stuck_minutes=1)  # 3/7 < 0.5
+
+    assert not healing_cycle_run(trigger="CLI").guard_tripped
+    assert not AdminNotification.objects.filter(notification_type="SYSTEM_ALERT").exists()
+
+
+def test_two_cycles_at_once_one_runs_the_other_exits():
+    OrderFactory.create_batch(5, status="CONFIRMED", stuck_minutes=61)
+
+    def slow_dispatch(pairs) -> None:
+        time.sleep(0.3)
+
+    results = run_in_threads(
+        lambda: healing_cycle_run(trigger="BEAT", dispatch=slow_dispatch),
+        lambda: healing_cycle_run(trigger="STARTUP", dispatch=slow_dispatch),
+    )
+
+    assert sorted(r.ran for r in results) == [False, True], results
+    assert HealingAction.objects.count() == 5
+    assert HealingCycle.objects.count() == 1
+
+
+def test_a_crashed_cycle_stops_blocking_after_its_lock_time(settings):
+    settings.HEALING_CYCLE_LOCK_SECONDS = 60
+    HealingCycle.objects.create(
+        started_at=timezone.now() - timedelta(seconds=61), trigger="BEAT", status="RUNNING"
+    )
+    assert healing_cycle_run(trigger="CLI").ran
+    assert HealingCycle.objects.filter(status="ABANDONED").count() == 1
+
+
+def test_dry_run_rules_record_what_would_be_done_and_change_nothing():
+    from healing.models import StuckRule
+
+    StuckRule.objects.filter(status="PENDING").update(dry_run=True)
+    order = OrderFactory(status="PENDING", stuck_minutes=31)
+    VendorFactory()
+
+    result = healing_cycle_run(trigger="CLI")
+
+    assert result.dry_run == 1
+    healing = HealingAction.objects.get(order=order)
+    assert (healing.recovery_action, healing.recovery_status, healing.skip_reason) == (
+        "REASSIGN_VENDOR",
+        RecoveryStatus.SKIPPED,
+        "DRY_RUN",
+    )
+    order.refresh_from_db()
+    assert order.status == "PENDING" and OrderStatusChange.objects.filter(order=order).count() == 1
