@@ -274,6 +274,61 @@ VENDOR_GATEWAY_TIMEOUT_SECONDS = env_float("VENDOR_GATEWAY_TIMEOUT_SECONDS", 5.0
 VENDOR_GATEWAY_SIM_LATENCY_MS = env_float("VENDOR_GATEWAY_SIM_LATENCY_MS", 0.0)
 VENDOR_GATEWAY_SIM_FAILURE_RATE = env_float("VENDOR_GATEWAY_SIM_FAILURE_RATE", 0.0)
 
+# --- Notifications ----------------------------------------------------------
+
+# Channels per severity (comma-separated: dashboard, email, webhook, sms,
+# whatsapp). A listed channel that is not configured below is left out, so the
+# defaults are safe: with nothing set, only the dashboard and the console email.
+NOTIFICATION_CHANNELS = {
+    "LOW": env_list("NOTIFICATION_CHANNELS_LOW", "dashboard"),
+    "MEDIUM": env_list("NOTIFICATION_CHANNELS_MEDIUM", "dashboard,email"),
+    "HIGH": env_list("NOTIFICATION_CHANNELS_HIGH", "dashboard,email,webhook"),
+    "CRITICAL": env_list("NOTIFICATION_CHANNELS_CRITICAL", "dashboard,email,webhook,sms,whatsapp"),
+}
+# Email: Django's mail framework; console unless SMTP is configured.
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env_str("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "self-healing@localhost")
+NOTIFICATION_EMAIL_TO = env_list("NOTIFICATION_EMAIL_TO", "admins@localhost")
+# Webhook: JSON POST with a Slack-compatible body; off while the URL is empty.
+NOTIFICATION_WEBHOOK_URL = env_str("NOTIFICATION_WEBHOOK_URL")
+NOTIFICATION_HTTP_TIMEOUT_SECONDS = env_float("NOTIFICATION_HTTP_TIMEOUT_SECONDS", 5.0)
+# SMS and WhatsApp: one HTTP messaging gateway (bearer token); off by default.
+NOTIFICATION_MESSAGING_GATEWAY_URL = env_str("NOTIFICATION_MESSAGING_GATEWAY_URL")
+NOTIFICATION_MESSAGING_GATEWAY_TOKEN = env_str("NOTIFICATION_MESSAGING_GATEWAY_TOKEN")
+NOTIFICATION_SMS_ENABLED = env_bool("NOTIFICATION_SMS_ENABLED", default=False)
+NOTIFICATION_SMS_TO = env_list("NOTIFICATION_SMS_TO")
+NOTIFICATION_WHATSAPP_ENABLED = env_bool("NOTIFICATION_WHATSAPP_ENABLED", default=False)
+NOTIFICATION_WHATSAPP_TO = env_list("NOTIFICATION_WHATSAPP_TO")
+# Absolute links in messages ("https://ops.example.com"); relative when empty.
+NOTIFICATION_ADMIN_BASE_URL = env_str("NOTIFICATION_ADMIN_BASE_URL")
+# Delivery retries per channel: capped exponential backoff with jitter.
+NOTIFICATION_DELIVERY_MAX_RETRIES = env_int("NOTIFICATION_DELIVERY_MAX_RETRIES", 5)
+NOTIFICATION_DELIVERY_BACKOFF_BASE = env_float("NOTIFICATION_DELIVERY_BACKOFF_BASE", 5.0)
+NOTIFICATION_DELIVERY_BACKOFF_MAX = env_float("NOTIFICATION_DELIVERY_BACKOFF_MAX", 300.0)
+# A delivery with no attempt for this long (a lost task) is sent again by the sweep.
+NOTIFICATION_REDELIVER_AFTER_SECONDS = env_int("NOTIFICATION_REDELIVER_AFTER_SECONDS", 900)
+# Re-notify unacknowledged CRITICAL and HIGH notifications.
+NOTIFICATION_RENOTIFY_INTERVAL_MINUTES = env_int("NOTIFICATION_RENOTIFY_INTERVAL_MINUTES", 30)
+NOTIFICATION_RENOTIFY_LIMIT = env_int("NOTIFICATION_RENOTIFY_LIMIT", 3)
+# System alert: healing failure rate over a window (the seed's 20 %); the
+# MEDIUM early warning fires above half of it.
+NOTIFICATION_FAILURE_RATE_THRESHOLD = env_float("NOTIFICATION_FAILURE_RATE_THRESHOLD", 0.2)
+NOTIFICATION_FAILURE_RATE_WINDOW_MINUTES = env_int("NOTIFICATION_FAILURE_RATE_WINDOW_MINUTES", 60)
+NOTIFICATION_FAILURE_RATE_MIN_HEALINGS = env_int("NOTIFICATION_FAILURE_RATE_MIN_HEALINGS", 10)
+# LOW early warning: a vendor whose orders were detected stuck this often in a day.
+NOTIFICATION_VENDOR_TIMEOUTS_PER_DAY = env_int("NOTIFICATION_VENDOR_TIMEOUTS_PER_DAY", 3)
+
 # --- REST framework, JWT, OpenAPI -------------------------------------------
 
 REST_FRAMEWORK = {

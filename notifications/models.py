@@ -52,7 +52,9 @@ class AdminNotification(models.Model):
     sent = models.BooleanField(default=False)
     delivery_method = models.CharField(max_length=200, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Delivery rounds: 0 is the first delivery, n the n-th re-notification.
     renotify_count = models.PositiveIntegerField(default=0)
+    renotified_at = models.DateTimeField(null=True, blank=True)
     last_delivered_at = models.DateTimeField(null=True, blank=True)
     # Acknowledged: an admin has seen it. Resolved: the matter is closed.
     acknowledged_at = models.DateTimeField(null=True, blank=True)
@@ -106,6 +108,14 @@ class AdminNotification(models.Model):
         return self.resolved_at is not None
 
 
+class Channel(models.TextChoices):
+    DASHBOARD = "dashboard", "Dashboard"
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
+    SMS = "sms", "SMS"
+    WHATSAPP = "whatsapp", "WhatsApp"
+
+
 class DeliveryStatus(models.TextChoices):
     PENDING = "PENDING", "Pending"
     DELIVERED = "DELIVERED", "Delivered"
@@ -118,7 +128,7 @@ class NotificationDelivery(models.Model):
     notification = models.ForeignKey(
         AdminNotification, on_delete=models.CASCADE, related_name="deliveries"
     )
-    channel = models.CharField(max_length=16)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
     status = models.CharField(
         max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
