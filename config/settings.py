@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from healing.logs import build_logging
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -390,18 +392,23 @@ HEALING_API_POLL_SECONDS = env_float("HEALING_API_POLL_SECONDS", 0.25)
 
 # --- Logging ----------------------------------------------------------------
 
-LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-    },
-}
+# JSON lines (python-json-logger) carrying cycle_id, healing_id, order_id,
+# action and outcome; plain text when DEBUG is on. With LOG_DIR set, also the
+# daily files combined-YYYY-MM-DD.log and error-YYYY-MM-DD.log.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOG_DIR = env_str("LOG_DIR")
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
+LOGGING = build_logging(debug=LOG_FORMAT == "plain", level=LOG_LEVEL, log_dir=LOG_DIR)
+
+# --- Metrics (Prometheus /metrics) ------------------------------------------
+
+# /metrics answers a request carrying "Authorization: Bearer <METRICS_TOKEN>",
+# or one from an address in METRICS_ALLOWED_IPS (addresses or CIDR networks;
+# loopback by default; METRICS_ALLOWED_IPS= empty allows no address, so only
+# the token opens it).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128")
+# Behind a reverse proxy, trust the first X-Forwarded-For address for the check.
+METRICS_TRUST_X_FORWARDED_FOR = env_bool("METRICS_TRUST_X_FORWARDED_FOR", default=False)

@@ -5,9 +5,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from healing.api.auth import TokenObtainApi, TokenRefreshApi
 from healing.api.views import HealthApi
+from healing.prometheus import metrics_view
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     # API (issue 7): JWT, the self-healing endpoints, health, OpenAPI.
     path("api/v1/auth/token/", TokenObtainApi.as_view(), name="token_obtain_pair"),
     path("api/v1/auth/token/refresh/", TokenRefreshApi.as_view(), name="token_refresh"),

@@ -1,0 +1,132 @@
+"""Logging: JSON lines in production, plain text under DEBUG, optional daily files.
+
+Imported by ``config.settings`` before Django is set up: standard library and
+python-json-logger only, no Django import.
+
+The engine logs with ``extra={"cycle_id": ..., "healing_id": ..., "order_id":
+..., "action": ..., "outcome": ...}``; the JSON formatter writes every extra
+key as a field, so a line reads::
+
+    {"timestamp": "...", "level": "INFO", "logger": "healing",
+     "message": "healing finished", "healing_id": 7, "order_id": 3,
+     "action": "REASSIGN_VENDOR", "outcome": "SUCCESS"}
+
+With ``LOG_DIR`` set, lines also go to ``combined-YYYY-MM-DD.log`` (everything
+at ``LOG_LEVEL``) and ``error-YYYY-MM-DD.log`` (ERROR and above), the files
+the seed's troubleshooting tails (``tail -f logs/combined-*.log``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+JSON_FORMAT = "%(levelname)s %(name)s %(message)s"
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+class DailyFileHandler(logging.Handler):
+    """Append to ``<dir>/<prefix>-YYYY-MM-DD.log`` for the current UTC day.
+
+    Unlike ``TimedRotatingFileHandler`` it never renames a file: each record
+    opens (once per day) the file named after its own day, in append mode.
+    Several gunicorn workers and Celery processes can therefore write the same
+    day's file at once without one process's rotation cutting off another's.
+    """
+
+    def __init__(self, directory: str, prefix: str, encoding: str = "utf-8") -> None:
+        super().__init__()
+        self.directory = Path(directory)
+        self.prefix = prefix
+        self.encoding = encoding
+        self._day: str | None = None
+        self._stream: Any = None
+        self._switch_lock = threading.Lock()
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, day: str) -> Path:
+        return self.directory / f"{self.prefix}-{day}.log"
+
+    def _stream_for(self, created: float) -> Any:
+        day = datetime.fromtimestamp(created, tz=UTC).strftime("%Y-%m-%d")
+        if day != self._day or self._stream is None:
+            with self._switch_lock:
+                if day != self._day or self._stream is None:
+                    if self._stream is not None:
+                        self._stream.close()
+                    self._stream = open(self.path_for(day), "a", encoding=self.encoding)  # noqa: SIM115
+                    self._day = day
+        return self._stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            stream = self._stream_for(record.created)
+            stream.write(line + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        with self._switch_lock:
+            if self._stream is not None:
+                self._stream.close()
+                self._stream = None
+        super().close()
+
+
+class UTCFormatter(logging.Formatter):
+    """Plain text with UTC timestamps, like the JSON lines."""
+
+    converter = time.gmtime
+
+
+def build_logging(*, debug: bool, level: str = "INFO", log_dir: str = "") -> dict[str, Any]:
+    """The ``LOGGING`` dict: JSON lines unless ``debug``; daily files with ``log_dir``."""
+    formatter = "plain" if debug else "json"
+    handlers: dict[str, dict[str, Any]] = {
+        "console": {"class": "logging.StreamHandler", "formatter": formatter},
+    }
+    root_handlers = ["console"]
+    if log_dir:
+        handlers["combined_file"] = {
+            "()": "healing.logs.DailyFileHandler",
+            "directory": log_dir,
+            "prefix": "combined",
+            "formatter": formatter,
+            "level": level,
+        }
+        handlers["error_file"] = {
+            "()": "healing.logs.DailyFileHandler",
+            "directory": log_dir,
+            "prefix": "error",
+            "formatter": formatter,
+            "level": "ERROR",
+        }
+        root_handlers += ["combined_file", "error_file"]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"()": "healing.logs.UTCFormatter", "format": PLAIN_FORMAT},
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "format": JSON_FORMAT,
+                "rename_fields": {"levelname": "level", "name": "logger"},
+                # A "timestamp" field in ISO 8601 UTC.
+                "timestamp": True,
+            },
+        },
+        "handlers": handlers,
+        "root": {"handlers": root_handlers, "level": level},
+        "loggers": {
+            "django.db.backends": {"level": "WARNING"},
+            # Celery's own loggers propagate to root (CELERY_WORKER_HIJACK_ROOT_LOGGER
+            # is off), so worker lines are JSON too.
+            "celery": {"level": level},
+        },
+    }

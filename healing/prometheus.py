@@ -1,0 +1,349 @@
+"""Prometheus ``/metrics``: series computed from the database on each scrape.
+
+Why from the database and not in-process counters: the web runs as several
+gunicorn workers on several machines and the healings happen in Celery
+workers. Counters kept in process memory would show one process's share (or
+need prometheus multiprocess mode and a shared directory per machine). Rows
+in PostgreSQL are the single source of truth (invariant 9), so any worker
+answers a scrape with the same, complete numbers.
+
+Every query is bounded and indexed:
+
+- counters (monotonic totals since the beginning) = a *closed* part, healings
+  detected before 00:00 UTC yesterday, computed once per day and kept in the
+  cache (Redis in production, shared by all workers), plus a *live* part, the
+  last one-to-two days, an index range scan of ``healing_detected_idx``;
+- gauges read partial indexes: stuck orders per rule (``orders_open_stuck_idx``),
+  active healings (``healing_status_idx``), unacknowledged notifications
+  (``notification_pending_idx``), the last cycle (``healing_cycle_started_idx``).
+
+A healing detected before yesterday that ends later reaches the outcome
+counters when the closed part is next recomputed (the following day); leases
+are minutes long, so this is rare.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from healing.models import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    CycleStatus,
+    HealingAction,
+    HealingCycle,
+)
+from healing.stats import recovery_seconds, stuck_orders_summary, window_start
+from notifications.models import AdminNotification
+
+logger = logging.getLogger("healing.prometheus")
+
+# Recovery time (completed - detected of SUCCESS healings), seconds. The
+# seed's target is 5 minutes; the cycle runs every 5 minutes.
+RECOVERY_BUCKETS: tuple[float, ...] = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+CLOSED_CACHE_SECONDS = 2 * 24 * 3600
+_CACHE_PREFIX = "healing:prometheus:closed:v1"
+
+Counts = dict[str, dict[tuple, float]]
+
+
+# --- Counting one slice of history -------------------------------------------
+
+
+def _healing_counts(healings: QuerySet[HealingAction]) -> Counts:
+    detections = healings.order_by().values_list("issue_type").annotate(n=Count("id"))
+    outcomes = (
+        healings.filter(recovery_status__in=FINAL_STATUSES)
+        .order_by()
+        .values_list("recovery_action", "recovery_status")
+        .annotate(n=Count("id"))
+    )
+    bucket_counts = {
+        f"le_{i}": Count(
+            "id", filter=Q(completed_at__lte=F("issue_detected_at") + timedelta(seconds=bound))
+        )
+        for i, bound in enumerate(RECOVERY_BUCKETS)
+    }
+    histogram = (
+        healings.filter(recovery_status="SUCCESS", completed_at__isnull=False)
+        .order_by()
+        .values("recovery_action")
+        .annotate(count=Count("id"), sum=Sum(recovery_seconds()), **bucket_counts)
+    )
+    out: Counts = {"detections": {}, "healings": {}, "recovery": {}}
+    for issue_type, n in detections:
+        out["detections"][(issue_type,)] = n
+    for action, status, n in outcomes:
+        out["healings"][(action, status)] = n
+    for row in histogram:
+        action = row["recovery_action"]
+        out["recovery"][(action, "count")] = row["count"]
+        out["recovery"][(action, "sum")] = row["sum"] or 0.0
+        for i in range(len(RECOVERY_BUCKETS)):
+            out["recovery"][(action, i)] = row[f"le_{i}"]
+    return out
+
+
+def _notification_counts(notifications: QuerySet[AdminNotification]) -> Counts:
+    rows = (
+        notifications.order_by()
+        .values_list("severity", "notification_type")
+        .annotate(n=Count("id"))
+    )
+    return {"notifications": {(severity, kind): n for severity, kind, n in rows}}
+
+
+def _slice(*, before: datetime | None = None, since: datetime | None = None) -> Counts:
+    healings = HealingAction.objects.all()
+    notifications = AdminNotification.objects.all()
+    if before is not None:
+        healings = healings.filter(issue_detected_at__lt=before)
+        notifications = notifications.filter(created_at__lt=before)
+    if since is not None:
+        healings = healings.filter(issue_detected_at__gte=since)
+        notifications = notifications.filter(created_at__gte=since)
+    return {**_healing_counts(healings), **_notification_counts(notifications)}
+
+
+def _merge(a: Counts, b: Counts) -> Counts:
+    out: Counts = {}
+    for family in a.keys() | b.keys():
+        merged = dict(a.get(family, {}))
+        for key, value in b.get(family, {}).items():
+            merged[key] = merged.get(key, 0) + value
+        out[family] = merged
+    return out
+
+
+def cumulative_counts(*, now: datetime) -> Counts:
+    """Totals since the beginning: cached closed days + the live window."""
+    boundary = window_start(days=2, now=now)  # 00:00 UTC yesterday
+    key = f"{_CACHE_PREFIX}:{boundary.date().isoformat()}"
+    closed = cache.get(key)
+    if closed is None:
+        closed = _slice(before=boundary)
+        cache.set(key, closed, CLOSED_CACHE_SECONDS)
+    return _merge(closed, _slice(since=boundary))
+
+
+# --- The collector ---------------------------------------------------------------
+
+
+class HealingCollector:
+    """A custom collector: reads the database when Prometheus scrapes."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        now = timezone.now()
+        counts = cumulative_counts(now=now)
+
+        detections = CounterMetricFamily(
+            "healing_detections",
+            "Stuck-order detections (healing rows created), by issue type.",
+            labels=["issue_type"],
+        )
+        for (issue_type,), n in sorted(counts["detections"].items()):
+            detections.add_metric([issue_type], n)
+        yield detections
+
+        healings = CounterMetricFamily(
+            "healing_healings",
+            "Healings that reached a final outcome, by recovery action and outcome.",
+            labels=["action", "outcome"],
+        )
+        for (action, outcome), n in sorted(counts["healings"].items()):
+            healings.add_metric([action, outcome], n)
+        yield healings
+
+        recovery = HistogramMetricFamily(
+            "healing_recovery_time_seconds",
+            "Recovery time (completed - detected) of SUCCESS healings, by action.",
+            labels=["action"],
+        )
+        actions = sorted({action for action, _ in counts["recovery"]})
+        for action in actions:
+            buckets = [
+                (_bound(bound), counts["recovery"][(action, i)])
+                for i, bound in enumerate(RECOVERY_BUCKETS)
+            ]
+            buckets.append(("+Inf", counts["recovery"][(action, "count")]))
+            recovery.add_metric([action], buckets, sum_value=counts["recovery"][(action, "sum")])
+        yield recovery
+
+        notifications = CounterMetricFamily(
+            "healing_admin_notifications",
+            "Admin notifications raised, by severity and type.",
+            labels=["severity", "type"],
+        )
+        for (severity, kind), n in sorted(counts["notifications"].items()):
+            notifications.add_metric([severity, kind], n)
+        yield notifications
+
+        yield from self._gauges(now)
+
+    def _gauges(self, now: datetime) -> Iterator[Metric]:
+        stuck = GaugeMetricFamily(
+            "healing_stuck_orders",
+            "Orders past their rule's threshold now (being healed or not), by status.",
+            labels=["status"],
+        )
+        oldest = GaugeMetricFamily(
+            "healing_stuck_order_oldest_minutes",
+            "Age of the oldest stuck order's stuck clock, minutes, by status.",
+            labels=["status"],
+        )
+        for row in stuck_orders_summary(now=now):
+            stuck.add_metric([row.status], row.count)
+            oldest.add_metric([row.status], row.oldest_minutes or 0)
+        yield stuck
+        yield oldest
+
+        active = GaugeMetricFamily(
+            "healing_active_healings",
+            "Healings pending or in progress now, by status.",
+            labels=["status"],
+        )
+        by_status = dict(
+            HealingAction.objects.filter(recovery_status__in=ACTIVE_STATUSES)
+            .order_by()
+            .values_list("recovery_status")
+            .annotate(n=Count("id"))
+        )
+        for status in ACTIVE_STATUSES:
+            active.add_metric([status], by_status.get(status, 0))
+        yield active
+
+        expired = HealingAction.objects.filter(
+            recovery_status__in=ACTIVE_STATUSES, lease_expires_at__lt=now
+        ).count()
+        yield GaugeMetricFamily(
+            "healing_expired_leases",
+            "Active healings whose lease expired (the next cycle re-dispatches them).",
+            value=expired,
+        )
+
+        pending = GaugeMetricFamily(
+            "healing_admin_notifications_pending",
+            "Admin notifications not acknowledged yet, by severity.",
+            labels=["severity"],
+        )
+        for severity, n in (
+            AdminNotification.objects.filter(acknowledged_at__isnull=True)
+            .order_by()
+            .values_list("severity")
+            .annotate(n=Count("id"))
+        ):
+            pending.add_metric([severity], n)
+        yield pending
+
+        last = (
+            HealingCycle.objects.filter(status=CycleStatus.FINISHED)
+            .order_by("-started_at", "-id")
+            .values("duration_ms", "finished_at", "detected", "dispatched")
+            .first()
+        )
+        if last is not None:
+            yield GaugeMetricFamily(
+                "healing_cycle_last_duration_seconds",
+                "Duration of the last finished healing cycle.",
+                value=(last["duration_ms"] or 0.0) / 1000.0,
+            )
+            yield GaugeMetricFamily(
+                "healing_cycle_last_finished_timestamp_seconds",
+                "When the last healing cycle finished (Unix time); alert when it is stale.",
+                value=last["finished_at"].timestamp() if last["finished_at"] else 0.0,
+            )
+            yield GaugeMetricFamily(
+                "healing_cycle_last_detected",
+                "Stuck orders the last finished cycle detected.",
+                value=last["detected"],
+            )
+        running = HealingCycle.objects.filter(status=CycleStatus.RUNNING).count()
+        yield GaugeMetricFamily(
+            "healing_cycle_running", "1 while a healing cycle is running.", value=running
+        )
+
+
+def _bound(bound: float) -> str:
+    return str(float(bound))
+
+
+# --- Access and the view ------------------------------------------------------
+
+
+def _client_address(request: HttpRequest) -> str:
+    if settings.METRICS_TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def address_allowed(address: str, allowed: list[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in allowed:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            logger.warning("METRICS_ALLOWED_IPS entry %r is not an address or network", entry)
+    return False
+
+
+def token_valid(request: HttpRequest) -> bool:
+    expected = settings.METRICS_TOKEN
+    if not expected:
+        return False
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+def metrics_access_allowed(request: HttpRequest) -> bool:
+    """A valid bearer token, or a client address in METRICS_ALLOWED_IPS."""
+    return token_valid(request) or address_allowed(
+        _client_address(request), settings.METRICS_ALLOWED_IPS
+    )
+
+
+def metrics_render() -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HealingCollector())
+    return generate_latest(registry)
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not metrics_access_allowed(request):
+        response = HttpResponse("metrics: access denied\n", status=401, content_type="text/plain")
+        if settings.METRICS_TOKEN:
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        else:
+            response.status_code = 403
+        return response
+    return HttpResponse(metrics_render(), content_type=CONTENT_TYPE_LATEST)
