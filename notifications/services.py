@@ -7,9 +7,9 @@ Celery task, and network calls never run inside a transaction.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -123,16 +123,20 @@ def notification_raise(
         # (a repeat only counts). robust: a broker outage must not fail the
         # caller's committed work; the sweep redelivers what was never attempted.
         transaction.on_commit(
-            functools.partial(_delivery_send, notification_id=notification_id, round=0),
-            robust=True,
+            _delivery_sender(notification_id=notification_id, round=0), robust=True
         )
     return Raised(id=notification_id, occurrences=occurrences)
 
 
-def _delivery_send(*, notification_id: int, round: int) -> None:
-    from notifications.tasks import notification_deliver  # the task calls these services
+def _delivery_sender(*, notification_id: int, round: int) -> Callable[[], None]:
+    """The on-commit hook that sends one delivery round's task (named, for the log)."""
 
-    notification_deliver.delay(notification_id, round)
+    def notification_delivery_send() -> None:
+        from notifications.tasks import notification_deliver  # the task calls these services
+
+        notification_deliver.delay(notification_id, round)
+
+    return notification_delivery_send
 
 
 # --- Acknowledge and resolve --------------------------------------------------------
@@ -473,8 +477,7 @@ def notifications_renotify(*, now: datetime) -> int:
         )
         for pk, count in due:
             transaction.on_commit(
-                functools.partial(_delivery_send, notification_id=pk, round=count + 1),
-                robust=True,
+                _delivery_sender(notification_id=pk, round=count + 1), robust=True
             )
     return len(due)
 
@@ -492,8 +495,5 @@ def notifications_redeliver(*, now: datetime) -> int:
         # updated_at is the redelivery mark: at most one redelivery per period.
         AdminNotification.objects.filter(pk__in=[pk for pk, _ in stale]).update(updated_at=now)
         for pk, round_ in stale:
-            transaction.on_commit(
-                functools.partial(_delivery_send, notification_id=pk, round=round_),
-                robust=True,
-            )
+            transaction.on_commit(_delivery_sender(notification_id=pk, round=round_), robust=True)
     return len(stale)

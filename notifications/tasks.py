@@ -33,11 +33,20 @@ def delivery_backoff_seconds(retries: int) -> float:
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
 def notification_deliver(self: Any, notification_id: int, round: int = 0) -> str:
     retries = self.request.retries or 0
-    final = retries >= settings.NOTIFICATION_DELIVERY_MAX_RETRIES
-    result = notification_deliver_round(notification_id=notification_id, round=round, final=final)
-    if result.skipped:
-        return f"skipped: {result.skipped}"
-    if result.failed and not final:
+    while True:
+        final = retries >= settings.NOTIFICATION_DELIVERY_MAX_RETRIES
+        result = notification_deliver_round(
+            notification_id=notification_id, round=round, final=final
+        )
+        if result.skipped:
+            return f"skipped: {result.skipped}"
+        if not result.failed or final:
+            return "sent" if result.complete else "failed: " + ",".join(sorted(result.failed))
+        if self.request.is_eager:
+            # In-process (no broker): nothing to wait for, and a Retry would
+            # propagate into the caller's on-commit hook; retry at once.
+            retries += 1
+            continue
         countdown = delivery_backoff_seconds(retries)
         logger.info(
             "notification delivery retry scheduled",
@@ -50,7 +59,6 @@ def notification_deliver(self: Any, notification_id: int, round: int = 0) -> str
             },
         )
         raise self.retry(countdown=countdown)
-    return "sent" if result.complete else "failed: " + ",".join(sorted(result.failed))
 
 
 @shared_task(ignore_result=True)

@@ -1,0 +1,331 @@
+"""Where admins see, acknowledge and resolve notifications.
+
+ADMIN users (change permission on notifications) acknowledge and resolve, in
+bulk from the list or one at a time with a comment from the detail page;
+OPERATIONS users (view permission only) see the same pages read-only. Every
+write goes through notifications.services, which records the acting admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST
+
+from notifications.models import AdminNotification, NotificationDelivery
+from notifications.services import notification_acknowledge, notification_resolve
+
+
+class _YesNoFilter(admin.SimpleListFilter):
+    field_name = ""
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(**{f"{self.field_name}__isnull": False})
+        if self.value() == "no":
+            return queryset.filter(**{f"{self.field_name}__isnull": True})
+        return queryset
+
+
+class AcknowledgedFilter(_YesNoFilter):
+    title = "acknowledged"
+    parameter_name = "acknowledged"
+    field_name = "acknowledged_at"
+
+
+class ResolvedFilter(_YesNoFilter):
+    title = "resolved"
+    parameter_name = "resolved"
+    field_name = "resolved_at"
+
+
+class DeliveryInline(admin.TabularInline):
+    model = NotificationDelivery
+    extra = 0
+    can_delete = False
+    fields = ("round", "channel", "status", "attempts", "last_error", "last_attempt_at")
+    readonly_fields = fields
+    ordering = ("round", "channel")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _dl(rows: list[tuple[str, Any]]) -> SafeString:
+    return format_html(
+        "<dl>{}</dl>",
+        format_html_join("", "<dt><b>{}</b></dt><dd>{}</dd>", ((k, v) for k, v in rows if v)),
+    )
+
+
+@admin.register(AdminNotification)
+class AdminNotificationAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "severity",
+        "notification_type",
+        "title",
+        "order_link",
+        "occurrences",
+        "sent",
+        "acknowledged",
+        "resolved",
+        "created_at",
+    )
+    list_display_links = ("id", "title")
+    list_filter = (
+        "notification_type",
+        "severity",
+        AcknowledgedFilter,
+        ResolvedFilter,
+        "sent",
+        "created_at",
+    )
+    search_fields = ("order__number", "title", "dedup_key")
+    date_hierarchy = "created_at"
+    list_select_related = ("order",)
+    show_full_result_count = False
+    actions = ("acknowledge_selected", "resolve_selected")
+    inlines = (DeliveryInline,)
+    change_form_template = "admin/notifications/adminnotification/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("title", "severity", "notification_type", "message", "links")}),
+        ("Details", {"fields": ("details_display",)}),
+        (
+            "Acknowledgement and resolution",
+            {
+                "fields": (
+                    "acknowledged_at",
+                    "acknowledged_by",
+                    "acknowledgement_comment",
+                    "resolved_at",
+                    "resolved_by",
+                    "resolution_note",
+                )
+            },
+        ),
+        (
+            "Delivery",
+            {
+                "fields": (
+                    "occurrences",
+                    "created_at",
+                    "last_occurred_at",
+                    "sent",
+                    "sent_at",
+                    "delivery_method",
+                    "renotify_count",
+                    "renotified_at",
+                    "last_delivered_at",
+                    "dedup_key",
+                )
+            },
+        ),
+    )
+
+    # --- Read-only: every field is written by the services, never the form.
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [name for _title, options in self.fieldsets for name in options["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Notifications are the audit trail (DESIGN.md invariant 9).
+        return False
+
+    # --- Columns and rendered details.
+
+    @admin.display(boolean=True, ordering="acknowledged_at")
+    def acknowledged(self, obj: AdminNotification) -> bool:
+        return obj.acknowledged_at is not None
+
+    @admin.display(boolean=True, ordering="resolved_at")
+    def resolved(self, obj: AdminNotification) -> bool:
+        return obj.resolved_at is not None
+
+    @admin.display(description="order", ordering="order__number")
+    def order_link(self, obj: AdminNotification) -> str:
+        if obj.order_id is None:
+            return "-"
+        url = reverse("admin:orders_order_change", args=[obj.order_id])
+        return format_html('<a href="{}">{}</a>', url, obj.order.number)
+
+    @admin.display(description="links")
+    def links(self, obj: AdminNotification) -> str:
+        if obj.order_id is None:
+            return "-"
+        order_url = reverse("admin:orders_order_change", args=[obj.order_id])
+        healings_url = reverse("admin:healing_healingaction_changelist")
+        return format_html(
+            '<a href="{}">Order {}</a> · <a href="{}?order__id__exact={}">its healings</a>',
+            order_url,
+            obj.order.number,
+            healings_url,
+            obj.order_id,
+        )
+
+    @admin.display(description="details")
+    def details_display(self, obj: AdminNotification) -> str:
+        details = dict(obj.details or {})
+        order = details.pop("order", None) or {}
+        history = details.pop("history", None) or []
+        parts = []
+        if order:
+            parts.append(
+                _dl(
+                    [
+                        ("Order", f"{order.get('order_number')} (id {order.get('order_id')})"),
+                        ("Status", details.pop("current_status", order.get("status"))),
+                        (
+                            "Stuck",
+                            f"{order.get('stuck_minutes')} min since {order.get('stuck_since')}",
+                        ),
+                        ("Vendor", order.get("vendor_id")),
+                        ("Buyer", order.get("buyer_id")),
+                        ("Payment", f"{order.get('payment_method')} {order.get('total')}"),
+                    ]
+                )
+            )
+            details.pop("stuck_minutes", None)
+        parts.append(
+            _dl(
+                [
+                    (key.replace("_", " ").capitalize(), value)
+                    for key, value in details.items()
+                    if not isinstance(value, dict | list)
+                ]
+            )
+        )
+        if history:
+            parts.append(
+                format_html(
+                    "<table><thead><tr><th>Healing</th><th>Detected</th><th>Action</th>"
+                    "<th>Status</th><th>Retries</th><th>Error</th></tr></thead>"
+                    "<tbody>{}</tbody></table>",
+                    format_html_join(
+                        "",
+                        '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
+                        "<td>{}</td><td>{}</td></tr>",
+                        (
+                            (
+                                reverse("admin:healing_healingaction_change", args=[row["id"]]),
+                                row["id"],
+                                row.get("issue_detected_at", ""),
+                                row.get("recovery_action", ""),
+                                row.get("recovery_status", "")
+                                + (f" ({row['skip_reason']})" if row.get("skip_reason") else ""),
+                                row.get("retry_count", ""),
+                                row.get("error_message", ""),
+                            )
+                            for row in history
+                            if "id" in row
+                        ),
+                    ),
+                )
+            )
+        return format_html("{}", format_html_join("", "{}", ((p,) for p in parts)))
+
+    # --- Bulk actions (change permission: ADMIN, not OPERATIONS).
+
+    @admin.action(permissions=["change"], description="Acknowledge selected notifications")
+    def acknowledge_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = 0
+        for notification in queryset.filter(acknowledged_at__isnull=True):
+            notification_acknowledge(notification=notification, user=request.user)
+            count += 1
+        self.message_user(request, f"Acknowledged {count} notification(s).", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Resolve selected notifications")
+    def resolve_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = 0
+        for notification in queryset.filter(resolved_at__isnull=True):
+            notification_resolve(notification=notification, user=request.user)
+            count += 1
+        self.message_user(
+            request,
+            f"Resolved {count} notification(s); orders awaiting manual intervention "
+            "are handed back to automation.",
+            messages.SUCCESS,
+        )
+
+    # --- One at a time, with a comment, from the detail page.
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/acknowledge/",
+                wrap(require_POST(self.acknowledge_view)),
+                name="notifications_adminnotification_acknowledge",
+            ),
+            path(
+                "<path:object_id>/resolve/",
+                wrap(require_POST(self.resolve_view)),
+                name="notifications_adminnotification_resolve",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _object_for_action(self, request: HttpRequest, object_id: str) -> AdminNotification:
+        notification = get_object_or_404(AdminNotification, pk=object_id)
+        if not self.has_change_permission(request, notification):
+            raise PermissionDenied
+        return notification
+
+    def acknowledge_view(self, request: HttpRequest, object_id: str) -> Any:
+        notification = self._object_for_action(request, object_id)
+        notification_acknowledge(
+            notification=notification,
+            user=request.user,
+            comment=request.POST.get("comment", "").strip()[:2000],
+        )
+        self.message_user(request, "Notification acknowledged.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:notifications_adminnotification_change", args=[notification.pk])
+        )
+
+    def resolve_view(self, request: HttpRequest, object_id: str) -> Any:
+        notification = self._object_for_action(request, object_id)
+        notification_resolve(
+            notification=notification,
+            user=request.user,
+            note=request.POST.get("note", "").strip()[:2000],
+        )
+        self.message_user(request, "Notification resolved.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:notifications_adminnotification_change", args=[notification.pk])
+        )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> Any:
+        notification = self.get_object(request, object_id)
+        extra_context = {
+            **(extra_context or {}),
+            "can_act": notification is not None
+            and self.has_change_permission(request, notification),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -1,0 +1,181 @@
+"""The Django admin: ADMIN acknowledges and resolves, OPERATIONS only looks."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from healing.models import RecoveryStatus
+from healing.selectors import order_on_manual_hold
+from notifications.models import AdminNotification
+from tests.factories import AdminNotificationFactory, HealingActionFactory, OrderFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:notifications_adminnotification_changelist"
+
+
+def _manual_notification() -> AdminNotification:
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=300)
+    healing = HealingActionFactory(
+        order=order,
+        issue_type="STUCK_CONFIRMED",
+        recovery_action="MANUAL_INTERVENTION",
+        recovery_status=RecoveryStatus.MANUAL_REQUIRED,
+        claim_token=None,
+        lease_expires_at=None,
+    )
+    return AdminNotificationFactory(
+        order=order,
+        healing_action=healing,
+        notification_type="MANUAL_INTERVENTION_REQUIRED",
+        title=f"Manual intervention required: order {order.number}",
+        details={
+            "order": {"order_id": order.pk, "order_number": order.number, "status": "CONFIRMED"},
+            "issue_type": "STUCK_CONFIRMED",
+            "attempts": 2,
+            "stuck_minutes": 300,
+            "current_status": "CONFIRMED",
+            "recommended_action": "Call the vendor <b>now</b>.",
+            "history": [
+                {
+                    "id": healing.pk,
+                    "recovery_action": "RETRY_WORKFLOW",
+                    "recovery_status": "FAILED",
+                    "error_message": "vendor gateway: timeout",
+                }
+            ],
+        },
+    )
+
+
+def test_the_list_filters_and_searches_by_order_number(client, admin_user):
+    wanted = _manual_notification()
+    other = AdminNotificationFactory(severity="CRITICAL", notification_type="SYSTEM_ALERT")
+    client.force_login(admin_user)
+
+    page = client.get(reverse(CHANGELIST), {"q": wanted.order.number})
+    assert page.status_code == 200
+    assert list(page.context["cl"].result_list) == [wanted]
+
+    for query, expected in [
+        ({"severity__exact": "CRITICAL"}, [other]),
+        ({"notification_type__exact": "MANUAL_INTERVENTION_REQUIRED"}, [wanted]),
+        ({"acknowledged": "no"}, [other, wanted]),
+        ({"resolved": "yes"}, []),
+    ]:
+        page = client.get(reverse(CHANGELIST), query)
+        assert page.status_code == 200, query
+        assert sorted(page.context["cl"].result_list, key=lambda n: n.pk) == sorted(
+            expected, key=lambda n: n.pk
+        ), query
+
+
+def test_the_detail_page_renders_the_context_with_links(client, admin_user):
+    notification = _manual_notification()
+    client.force_login(admin_user)
+    page = client.get(
+        reverse("admin:notifications_adminnotification_change", args=[notification.pk])
+    )
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert reverse("admin:orders_order_change", args=[notification.order_id]) in html
+    assert f"?order__id__exact={notification.order_id}" in html
+    assert "vendor gateway: timeout" in html
+    assert "Call the vendor &lt;b&gt;now&lt;/b&gt;." in html  # escaped, not injected
+    assert "Acknowledge</button>" in html and "hand back to automation" in html
+
+
+def test_an_admin_acknowledges_in_bulk_and_the_acting_admin_is_recorded(client, admin_user):
+    first, second = AdminNotificationFactory(), AdminNotificationFactory()
+    client.force_login(admin_user)
+    response = client.post(
+        reverse(CHANGELIST),
+        {"action": "acknowledge_selected", "_selected_action": [first.pk, second.pk]},
+    )
+    assert response.status_code == 302
+    for notification in (first, second):
+        notification.refresh_from_db()
+        assert notification.acknowledged_by == admin_user
+        assert notification.acknowledged_at is not None
+        assert notification.resolved_at is None  # acknowledging is not resolving
+
+
+def test_an_admin_resolves_in_bulk_and_the_order_is_handed_back(client, admin_user):
+    notification = _manual_notification()
+    assert order_on_manual_hold(order_id=notification.order_id)
+    client.force_login(admin_user)
+    response = client.post(
+        reverse(CHANGELIST), {"action": "resolve_selected", "_selected_action": [notification.pk]}
+    )
+    assert response.status_code == 302
+    notification.refresh_from_db()
+    assert notification.resolved_by == admin_user and notification.resolved_at is not None
+    assert not order_on_manual_hold(order_id=notification.order_id)
+
+
+def test_an_admin_acknowledges_and_resolves_one_with_a_comment(client, admin_user):
+    notification = _manual_notification()
+    client.force_login(admin_user)
+    ack = client.post(
+        reverse("admin:notifications_adminnotification_acknowledge", args=[notification.pk]),
+        {"comment": "calling the vendor"},
+    )
+    resolve = client.post(
+        reverse("admin:notifications_adminnotification_resolve", args=[notification.pk]),
+        {"note": "vendor will accept today"},
+    )
+    assert ack.status_code == resolve.status_code == 302
+    notification.refresh_from_db()
+    assert notification.acknowledgement_comment == "calling the vendor"
+    assert notification.resolution_note == "vendor will accept today"
+    assert notification.acknowledged_by == notification.resolved_by == admin_user
+    assert not order_on_manual_hold(order_id=notification.order_id)
+    # Only POST changes anything.
+    assert (
+        client.get(
+            reverse("admin:notifications_adminnotification_resolve", args=[notification.pk])
+        ).status_code
+        == 405
+    )
+
+
+def test_operations_sees_the_list_read_only_and_cannot_act(client, ops_user):
+    notification = _manual_notification()
+    client.force_login(ops_user)
+
+    page = client.get(reverse(CHANGELIST))
+    assert page.status_code == 200
+    assert "acknowledge_selected" not in page.content.decode()
+    detail = client.get(
+        reverse("admin:notifications_adminnotification_change", args=[notification.pk])
+    )
+    assert detail.status_code == 200 and "Acknowledge</button>" not in detail.content.decode()
+
+    bulk = client.post(
+        reverse(CHANGELIST),
+        {"action": "acknowledge_selected", "_selected_action": [notification.pk]},
+    )
+    bulk_resolve = client.post(
+        reverse(CHANGELIST), {"action": "resolve_selected", "_selected_action": [notification.pk]}
+    )
+    one = client.post(
+        reverse("admin:notifications_adminnotification_acknowledge", args=[notification.pk])
+    )
+    one_resolve = client.post(
+        reverse("admin:notifications_adminnotification_resolve", args=[notification.pk])
+    )
+    assert bulk.status_code in (200, 302) and bulk_resolve.status_code in (200, 302)
+    assert one.status_code == one_resolve.status_code == 403
+    notification.refresh_from_db()
+    assert notification.acknowledged_at is None and notification.resolved_at is None
+    assert order_on_manual_hold(order_id=notification.order_id)
+
+
+def test_nobody_adds_or_deletes_notifications_in_the_admin(client, admin_user):
+    notification = AdminNotificationFactory()
+    client.force_login(admin_user)
+    assert client.get(reverse("admin:notifications_adminnotification_add")).status_code == 403
+    delete_url = reverse("admin:notifications_adminnotification_delete", args=[notification.pk])
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert AdminNotification.objects.filter(pk=notification.pk).exists()
