@@ -20,6 +20,12 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	./scripts/test.sh $(PYTEST_ARGS)
 
+# The full stack (web, worker, beat, flower) against PostgreSQL and Redis.
+run: $(VENV)/.installed
+	@test -n "$$DATABASE_URL" -o -f .env || { echo "set DATABASE_URL and CELERY_BROKER_URL (or copy .env.example to .env)"; exit 1; }
+	$(PY) manage.py migrate --no-input
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho start web worker beat flower
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 

@@ -73,6 +73,11 @@ def dispatch_healings(pairs: list[tuple[int, str]]) -> None:
     """Send one heal_order per (healing id, claim token) over one producer."""
     if not pairs:
         return
+    if heal_order.app.conf.task_always_eager:
+        # In-process mode: no broker to open a producer on.
+        for healing_id, token in pairs:
+            heal_order.apply_async(args=(healing_id, token))
+        return
     with heal_order.app.producer_or_acquire() as producer:
         for healing_id, token in pairs:
             heal_order.apply_async(args=(healing_id, token), producer=producer)

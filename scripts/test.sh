@@ -31,4 +31,25 @@ if [ -n "${CI:-}" ]; then
   fi
 fi
 echo "tests use database: ${DATABASE_URL:-sqlite (embedded)}; redis: ${REDIS_URL:-none}"
-exec "$PY" -m pytest "$@"
+
+# Phase 1: everything but the integration tests, tasks in-process.
+set +e
+env -u CELERY_BROKER_URL "$PY" -m pytest -m "not integration" "$@"
+unit=$?
+set -e
+if [ -z "${REDIS_URL:-}" ] || [ "${DATABASE_URL:-}" = "${DATABASE_URL#postgres}" ]; then
+  echo "integration tests skipped: they need PostgreSQL and Redis"
+  exit $unit
+fi
+
+# Phase 2: integration tests, with a real broker and real worker processes.
+set +e
+CELERY_BROKER_URL="${INTEGRATION_BROKER_URL:-${REDIS_URL%/*}/1}" \
+  "$PY" -m pytest -m integration "$@"
+integration=$?
+set -e
+# "No tests ran" (5) in one phase is fine when the other ran tests.
+if [ $unit -eq 5 ] && [ $integration -eq 5 ]; then exit 5; fi
+[ $unit -eq 5 ] && unit=0
+[ $integration -eq 5 ] && integration=0
+exit $(( unit != 0 ? unit : integration ))

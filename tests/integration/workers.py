@@ -1,0 +1,139 @@
+"""Real Celery worker processes for integration and fault tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Leases, retry delays and time limits shortened so nothing waits on minutes.
+FAST_ENV = {
+    "HEALING_LEASE_SECONDS": "5",
+    "HEALING_TASK_BACKOFF_BASE": "0.2",
+    "HEALING_TASK_BACKOFF_MAX": "1",
+    "HEALING_TASK_MAX_RETRIES": "3",
+    "HEALING_RUN_ON_WORKER_START": "false",
+    "CELERY_TASK_SOFT_TIME_LIMIT": "20",
+    "CELERY_TASK_TIME_LIMIT": "30",
+    "CELERY_WORKER_PREFETCH_MULTIPLIER": "4",
+}
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for the worker to use."""
+    db = settings.DATABASES["default"]
+    port = db.get("PORT") or 5432
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{port}/{db['NAME']}"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+        queues: str = "healing,default",
+        log_path: Path | None = None,
+    ) -> None:
+        self.pool = pool
+        self.concurrency = concurrency
+        self.queues = queues
+        self.env = {
+            **os.environ,
+            **FAST_ENV,
+            "DATABASE_URL": test_database_url(),
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            **(env or {}),
+        }
+        self.env.pop("TEST_DATABASE_NAME", None)
+        self.log_path = log_path or Path(f"/tmp/celery-worker-{os.getpid()}-{id(self)}.log")
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> Worker:
+        self.log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                self.queues,
+                "-P",
+                self.pool,
+                "-c",
+                str(self.concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+                "-n",
+                f"test-{os.getpid()}-{id(self)}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
+            if b"ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+
+    def children(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(pid) for pid in out.stdout.split()]
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children)."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
