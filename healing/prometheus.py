@@ -50,9 +50,11 @@ from healing.models import (
     CycleStatus,
     HealingAction,
     HealingCycle,
+    IssueType,
+    RecoveryAction,
 )
 from healing.stats import recovery_seconds, stuck_orders_summary, window_start
-from notifications.models import AdminNotification
+from notifications.models import AdminNotification, NotificationType, Severity
 
 logger = logging.getLogger("healing.prometheus")
 
@@ -162,8 +164,10 @@ class HealingCollector:
             "Stuck-order detections (healing rows created), by issue type.",
             labels=["issue_type"],
         )
-        for (issue_type,), n in sorted(counts["detections"].items()):
-            detections.add_metric([issue_type], n)
+        # Every known label set is exported, zeros included, so alerts and
+        # rate() see a series from the first scrape on.
+        for issue_type in IssueType.values:
+            detections.add_metric([issue_type], counts["detections"].get((issue_type,), 0))
         yield detections
 
         healings = CounterMetricFamily(
@@ -171,8 +175,9 @@ class HealingCollector:
             "Healings that reached a final outcome, by recovery action and outcome.",
             labels=["action", "outcome"],
         )
-        for (action, outcome), n in sorted(counts["healings"].items()):
-            healings.add_metric([action, outcome], n)
+        for action in RecoveryAction.values:
+            for outcome in FINAL_STATUSES:
+                healings.add_metric([action, outcome], counts["healings"].get((action, outcome), 0))
         yield healings
 
         recovery = HistogramMetricFamily(
@@ -180,14 +185,14 @@ class HealingCollector:
             "Recovery time (completed - detected) of SUCCESS healings, by action.",
             labels=["action"],
         )
-        actions = sorted({action for action, _ in counts["recovery"]})
-        for action in actions:
+        observed = counts["recovery"]
+        for action in RecoveryAction.values:
             buckets = [
-                (_bound(bound), counts["recovery"][(action, i)])
+                (_bound(bound), observed.get((action, i), 0))
                 for i, bound in enumerate(RECOVERY_BUCKETS)
             ]
-            buckets.append(("+Inf", counts["recovery"][(action, "count")]))
-            recovery.add_metric([action], buckets, sum_value=counts["recovery"][(action, "sum")])
+            buckets.append(("+Inf", observed.get((action, "count"), 0)))
+            recovery.add_metric([action], buckets, sum_value=observed.get((action, "sum"), 0.0))
         yield recovery
 
         notifications = CounterMetricFamily(
@@ -195,8 +200,11 @@ class HealingCollector:
             "Admin notifications raised, by severity and type.",
             labels=["severity", "type"],
         )
-        for (severity, kind), n in sorted(counts["notifications"].items()):
-            notifications.add_metric([severity, kind], n)
+        for severity in Severity.values:
+            for kind in NotificationType.values:
+                notifications.add_metric(
+                    [severity, kind], counts["notifications"].get((severity, kind), 0)
+                )
         yield notifications
 
         yield from self._gauges(now)
@@ -247,13 +255,14 @@ class HealingCollector:
             "Admin notifications not acknowledged yet, by severity.",
             labels=["severity"],
         )
-        for severity, n in (
+        unacknowledged = dict(
             AdminNotification.objects.filter(acknowledged_at__isnull=True)
             .order_by()
             .values_list("severity")
             .annotate(n=Count("id"))
-        ):
-            pending.add_metric([severity], n)
+        )
+        for severity in Severity.values:
+            pending.add_metric([severity], unacknowledged.get(severity, 0))
         yield pending
 
         last = (

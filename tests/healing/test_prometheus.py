@@ -1,0 +1,255 @@
+"""/metrics: the named series with correct values, computed from the database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+
+from healing.models import HealingAction, HealingCycle
+from healing.prometheus import RECOVERY_BUCKETS, address_allowed, metrics_render
+from healing.services import healing_cycle_run
+from tests.factories import AdminNotificationFactory, OrderFactory, VendorFactory
+from tests.healing.metrics_data import NOW, healing_make
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "scrape-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # The closed-days part is cached per day; tests share the cache backend.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def metrics_settings(settings):
+    settings.METRICS_TOKEN = TOKEN
+    settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8"]
+    settings.METRICS_TRUST_X_FORWARDED_FOR = False
+    return settings
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def scrape(client: Client | None = None, **headers) -> dict[tuple[str, tuple], float]:
+    client = client or Client()
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}", **headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain; version=")
+    return samples(response.content.decode())
+
+
+def _l(**labels) -> tuple:
+    return tuple(sorted(labels.items()))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_after_a_cycle_expose_the_named_series(metrics_settings):
+    VendorFactory(acceptance_rate=0.5)
+    OrderFactory(status="PENDING", stuck_minutes=45)
+    OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    AdminNotificationFactory(
+        severity="CRITICAL", notification_type="SYSTEM_ALERT", order=None, dedup_key="test"
+    )
+
+    result = healing_cycle_run(trigger="CLI")
+    still_stuck = OrderFactory(status="ACCEPTED", stuck_minutes=150)  # arrived after the cycle
+    metrics = scrape()
+
+    assert result.ran and result.healed == 2
+    assert metrics[("healing_detections_total", _l(issue_type="STUCK_PENDING"))] == 1
+    assert metrics[("healing_detections_total", _l(issue_type="STUCK_CONFIRMED"))] == 1
+    assert metrics[("healing_healings_total", _l(action="REASSIGN_VENDOR", outcome="SUCCESS"))] == 1
+    assert metrics[("healing_healings_total", _l(action="RETRY_WORKFLOW", outcome="SUCCESS"))] == 1
+    assert metrics[("healing_recovery_time_seconds_count", _l(action="REASSIGN_VENDOR"))] == 1
+    assert (
+        metrics[("healing_recovery_time_seconds_bucket", _l(action="REASSIGN_VENDOR", le="+Inf"))]
+        == 1
+    )
+    assert metrics[("healing_stuck_orders", _l(status="ACCEPTED"))] == 1
+    assert metrics[("healing_stuck_orders", _l(status="PENDING"))] == 0
+    assert metrics[("healing_stuck_order_oldest_minutes", _l(status="ACCEPTED"))] == 150
+    cycle = HealingCycle.objects.get(pk=result.cycle_id)
+    assert metrics[("healing_cycle_last_duration_seconds", ())] == pytest.approx(
+        cycle.duration_ms / 1000
+    )
+    assert metrics[("healing_cycle_last_detected", ())] == 2
+    assert metrics[("healing_cycle_running", ())] == 0
+    assert (
+        metrics[("healing_admin_notifications_total", _l(severity="CRITICAL", type="SYSTEM_ALERT"))]
+        == 1
+    )
+    assert metrics[("healing_admin_notifications_pending", _l(severity="CRITICAL"))] == 1
+    assert metrics[("healing_active_healings", _l(status="PENDING"))] == 0
+    assert metrics[("healing_healings_total", _l(action="CANCEL_ORDER", outcome="FAILED"))] == 0
+    assert metrics[("healing_admin_notifications_pending", _l(severity="LOW"))] == 0
+    assert still_stuck.pk
+
+
+def test_counters_add_closed_days_and_the_live_window():
+    with time_machine.travel(NOW, tick=False):
+        for days_ago in (0, 1, 5, 40):  # live, live, closed (cached), closed
+            healing_make(
+                detected_at=NOW - timedelta(days=days_ago),
+                issue_type="STUCK_PENDING",
+                action="REASSIGN_VENDOR",
+                status="SUCCESS",
+                seconds=100,
+            )
+        first = samples(metrics_render().decode())
+        healing_make(
+            detected_at=NOW - timedelta(minutes=5),
+            issue_type="STUCK_PENDING",
+            action="REASSIGN_VENDOR",
+            status="FAILED",
+            seconds=10,
+            notified=True,
+        )
+        second = samples(metrics_render().decode())
+
+    success = ("healing_healings_total", _l(action="REASSIGN_VENDOR", outcome="SUCCESS"))
+    failed = ("healing_healings_total", _l(action="REASSIGN_VENDOR", outcome="FAILED"))
+    detections = ("healing_detections_total", _l(issue_type="STUCK_PENDING"))
+    assert first[success] == second[success] == 4
+    assert first[failed] == 0  # exported from the start, as zero
+    assert second[failed] == 1
+    assert (first[detections], second[detections]) == (4, 5)  # monotonic
+
+
+def test_recovery_histogram_buckets_are_cumulative():
+    with time_machine.travel(NOW, tick=False):
+        for seconds in (5, 45, 299, 301, 10_000):
+            healing_make(
+                detected_at=NOW - timedelta(hours=1),
+                issue_type="STUCK_CONFIRMED",
+                action="RETRY_WORKFLOW",
+                status="SUCCESS",
+                seconds=seconds,
+            )
+        metrics = samples(metrics_render().decode())
+
+    def bucket(le):
+        return metrics[("healing_recovery_time_seconds_bucket", _l(action="RETRY_WORKFLOW", le=le))]
+
+    assert RECOVERY_BUCKETS[:5] == (10, 30, 60, 120, 300)
+    assert [bucket("10.0"), bucket("60.0"), bucket("300.0"), bucket("7200.0"), bucket("+Inf")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert metrics[
+        ("healing_recovery_time_seconds_sum", _l(action="RETRY_WORKFLOW"))
+    ] == pytest.approx(10_650)
+
+
+def test_expired_leases_gauge():
+    with time_machine.travel(NOW, tick=False):
+        healing_make(
+            detected_at=NOW - timedelta(hours=1),
+            issue_type="STUCK_PENDING",
+            action="REASSIGN_VENDOR",
+            status="PENDING",
+        )  # lease ended 50 minutes ago
+        metrics = samples(metrics_render().decode())
+
+    assert metrics[("healing_expired_leases", ())] == 1
+    assert metrics[("healing_active_healings", _l(status="PENDING"))] == 1
+
+
+def test_every_worker_answers_the_same_numbers():
+    # Two scrapes stand for two gunicorn workers: nothing lives in process
+    # memory, so a healing finished elsewhere shows in both.
+    with time_machine.travel(NOW, tick=False):
+        healing_make(
+            detected_at=NOW - timedelta(minutes=3),
+            issue_type="STUCK_PENDING",
+            action="CANCEL_ORDER",
+            status="SUCCESS",
+            seconds=20,
+        )
+        one, two = metrics_render(), metrics_render()
+    assert samples(one.decode()) == samples(two.decode())
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"HTTP_AUTHORIZATION": "Bearer wrong"}, 401),
+        ({"HTTP_AUTHORIZATION": f"Basic {TOKEN}"}, 401),
+        ({"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}, 200),
+        ({"REMOTE_ADDR": "10.1.2.3"}, 200),  # an allowed network, no token needed
+        ({"REMOTE_ADDR": "192.168.1.1", "HTTP_X_FORWARDED_FOR": "10.1.2.3"}, 401),  # not trusted
+    ],
+)
+def test_access_needs_the_token_or_an_allowed_address(metrics_settings, headers, status):
+    headers.setdefault("REMOTE_ADDR", "203.0.113.9")
+    response = Client().get("/metrics", **headers)
+    assert response.status_code == status
+    if status == 401:
+        assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+        assert b"healing_" not in response.content
+
+
+def test_forwarded_address_is_used_only_when_trusted(metrics_settings):
+    metrics_settings.METRICS_TRUST_X_FORWARDED_FOR = True
+    response = Client().get(
+        "/metrics", REMOTE_ADDR="192.168.1.1", HTTP_X_FORWARDED_FOR="10.9.9.9, 192.168.1.1"
+    )
+    assert response.status_code == 200
+
+
+def test_without_a_token_only_loopback_by_default(settings):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_IPS = ["127.0.0.1/32", "::1/128"]
+    assert Client().get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert Client().get("/metrics", REMOTE_ADDR="198.51.100.7").status_code == 403
+    assert Client().post("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed", "ok"),
+    [
+        ("10.0.0.5", ["10.0.0.0/8"], True),
+        ("10.0.0.5", ["10.0.0.5"], True),
+        ("11.0.0.5", ["10.0.0.0/8"], False),
+        ("::1", ["::1/128"], True),
+        ("not-an-ip", ["0.0.0.0/0"], False),
+        ("10.0.0.5", ["garbage", "10.0.0.0/8"], True),
+    ],
+)
+def test_address_allowed(address, allowed, ok):
+    assert address_allowed(address, allowed) is ok
+
+
+def test_scrape_query_count_does_not_grow_with_history(django_assert_max_num_queries):
+    with time_machine.travel(NOW, tick=False):
+        for days_ago in range(0, 30, 3):
+            healing_make(
+                detected_at=NOW - timedelta(days=days_ago),
+                issue_type="STUCK_PENDING",
+                action="REASSIGN_VENDOR",
+                status="SUCCESS",
+                seconds=60,
+            )
+        metrics_render()  # fills the closed-days cache
+        with django_assert_max_num_queries(14):
+            metrics_render()
+    assert HealingAction.objects.count() == 10
+    assert datetime.now(tz=UTC) > NOW
