@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "orders",
     "healing",
     "notifications",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

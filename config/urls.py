@@ -9,6 +9,7 @@ from healing.prometheus import metrics_view
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
     path("metrics", metrics_view, name="metrics"),
     # API (issue 7): JWT, the self-healing endpoints, health, OpenAPI.
     path("api/v1/auth/token/", TokenObtainApi.as_view(), name="token_obtain_pair"),
