@@ -13,6 +13,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -135,6 +136,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(body, status=http_status, headers=headers)
 
 
+@csrf_exempt  # it changes nothing; CSRF's HTML 403 must not hide the JSON 404
 def json_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """A path under the API that no route matches: JSON, whatever DEBUG says."""
     return JsonResponse(

@@ -112,3 +112,11 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
     assert body["error"]["field"] == field, body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    cases = getattr(config, "api_schemathesis_cases", None)
+    if cases:
+        terminalreporter.write_line(
+            f"schemathesis: {cases[0]} generated cases over {cases[1]} operations"
+        )
