@@ -220,3 +220,48 @@ def test_rollup_uses_a_bounded_number_of_queries(at_now, django_assert_max_num_q
     mixed_healings()
     with django_assert_max_num_queries(20):
         metrics_rollup(days=1, now=NOW)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_rollup_never_fails_the_cycle(monkeypatch, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("metrics table locked")
+
+    monkeypatch.setattr("healing.metrics.metrics_rollup", broken)
+    OrderFactory(status="CONFIRMED", stuck_minutes=61)
+
+    result = healing_cycle_run(trigger="CLI")
+
+    assert result.ran and result.healed == 1
+    assert "metrics roll-up after the cycle failed" in caplog.text
+    assert not HealingMetric.objects.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_rollups_leave_one_row_per_day():
+    import threading
+
+    with time_machine.travel(NOW, tick=False):
+        mixed_healings()
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def roll():
+        try:
+            barrier.wait(timeout=10)
+            metrics_rollup(days=7, now=NOW)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=roll) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert HealingMetric.objects.count() == 8
+    assert HealingMetric.objects.get(metric_date=NOW.date()).total_stuck_orders_detected == 7
