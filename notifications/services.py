@@ -164,7 +164,8 @@ def notification_resolve(
     back to automation: its attempts restart and the next cycle heals it again.
 
     Resolving implies having seen it, so an unacknowledged one is acknowledged
-    by the same admin. Resolving twice changes nothing.
+    by the same admin. Resolving twice changes nothing. The order's open
+    HEALING_FAILED notification, the escalation's cause, closes with it.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -180,6 +181,18 @@ def notification_resolve(
                 and notification.order_id is not None
             ):
                 _order_hand_back(order_id=notification.order_id, user=user, now=now)
+                # The failures that led to the escalation are the same matter.
+                AdminNotification.objects.filter(
+                    order_id=notification.order_id,
+                    notification_type=NotificationType.HEALING_FAILED,
+                    resolved_at__isnull=True,
+                ).update(
+                    resolved_at=now,
+                    resolved_by=user,
+                    resolution_note=f"resolved with notification {notification.pk}",
+                    acknowledged_at=Coalesce(F("acknowledged_at"), now),
+                    updated_at=now,
+                )
     notification.refresh_from_db()
     return notification
 

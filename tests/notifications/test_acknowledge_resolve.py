@@ -133,6 +133,24 @@ def test_resolving_hands_the_order_back_and_the_next_cycle_heals_it(quiet_channe
 
 
 @pytest.mark.django_db
+def test_resolving_a_manual_intervention_closes_the_failures_behind_it():
+    order = OrderFactory(status="PROCESSING", stuck_minutes=300)
+    _on_manual_hold(order)
+    failed = AdminNotificationFactory(order=order, notification_type="HEALING_FAILED")
+    elsewhere = AdminNotificationFactory(notification_type="HEALING_FAILED")
+    manual = AdminNotificationFactory(order=order, notification_type="MANUAL_INTERVENTION_REQUIRED")
+    admin = UserFactory()
+
+    notification_resolve(notification=manual, user=admin)
+
+    failed.refresh_from_db()
+    elsewhere.refresh_from_db()
+    assert failed.resolved_by == admin and failed.acknowledged_at is not None
+    assert failed.resolution_note == f"resolved with notification {manual.pk}"
+    assert elsewhere.resolved_at is None
+
+
+@pytest.mark.django_db
 def test_notifications_list_defaults_to_pending_and_filters():
     pending_high = AdminNotificationFactory(severity="HIGH")
     pending_critical = AdminNotificationFactory(
