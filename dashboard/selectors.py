@@ -39,6 +39,9 @@ STUCK_STATUSES: tuple[str, ...] = ("PENDING", "CONFIRMED", "ACCEPTED", "PROCESSI
 # past this many the panel says "at least".
 STUCK_COUNT_LIMIT = 10_000
 MAX_DAYS = 90
+# The admin changelist filtered to what the dashboard calls open (local-field
+# lookups, which the admin always allows).
+_OPEN = "acknowledged_at__isnull=True&resolved_at__isnull=True"
 
 
 def panels_for_role(role: str | None) -> frozenset[str]:
@@ -176,7 +179,7 @@ def open_notifications(*, limit: int = 10) -> dict[str, Any]:
                 "severity": severity,
                 "count": counts.get(severity, 0),
                 "admin_url": (
-                    f"{changelist}?severity__exact={severity}&acknowledged_at__isnull=True"
+                    f"{changelist}?severity__exact={severity}&{_OPEN}"
                     if changelist
                     else None
                 ),
@@ -184,7 +187,7 @@ def open_notifications(*, limit: int = 10) -> dict[str, Any]:
             for severity in severities
         ],
         "total": sum(counts.values()),
-        "admin_url": f"{changelist}?acknowledged_at__isnull=True" if changelist else None,
+        "admin_url": f"{changelist}?{_OPEN}" if changelist else None,
         "latest": [
             {
                 **row,

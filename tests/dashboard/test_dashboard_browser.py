@@ -1,0 +1,244 @@
+"""The dashboard and the admin acknowledge flow in a real headless Chromium.
+
+Debian's chromium + chromium-driver (scripts/install-browser.sh): browser
+downloads do not work on our machines. Without them these tests skip, except
+under CI, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from notifications.models import AdminNotification
+from tests.dashboard.conftest import PASSWORD, healing
+from tests.factories import AdminNotificationFactory, HealingCycleFactory, OrderFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "dashboard.png"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1300",
+)
+
+
+def _binaries() -> tuple[str | None, str | None]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    return browser, shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    chromium, chromedriver = _binaries()
+    if not (chromium and chromedriver):
+        reason = "needs Debian's chromium and chromium-driver: run scripts/install-browser.sh"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI: {reason}")
+        pytest.skip(reason)
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("needs selenium (pip install -r requirements.txt)")
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+        driver.set_page_load_timeout(30)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def _wait(driver, condition, timeout: float = 15):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def _login(driver, base: str, path: str, username: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + path)
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "form [type=submit]").click()
+
+
+@pytest.fixture
+def week_of_healing():
+    """Seven days of outcomes, stuck orders, notifications and cycles."""
+    for day in range(7):
+        ago = timedelta(days=day, minutes=5)
+        for n in range(6 + (day * 3) % 7):
+            healing(
+                status="SUCCESS",
+                action="REASSIGN_VENDOR" if n % 2 else "RETRY_WORKFLOW",
+                detected_ago=ago,
+                seconds=20 + 15 * ((n + day) % 5),
+            )
+        for _ in range(day % 3):
+            healing(status="FAILED", action="RETRY_WORKFLOW", detected_ago=ago, seconds=5)
+        if day % 2 == 0:
+            healing(
+                status="MANUAL_REQUIRED", action="MANUAL_INTERVENTION", detected_ago=ago, seconds=1
+            )
+        healing(status="SKIPPED", action="CANCEL_ORDER", detected_ago=ago, seconds=0)
+    for status, minutes in (
+        ("PENDING", 45),
+        ("PENDING", 70),
+        ("PENDING", 300),
+        ("CONFIRMED", 90),
+        ("ACCEPTED", 200),
+        ("PROCESSING", 400),
+    ):
+        OrderFactory(status=status, stuck_minutes=minutes)
+    notifications = [
+        AdminNotificationFactory(severity="HIGH", title=f"Healing failed for order {i}")
+        for i in range(3)
+    ]
+    notifications.append(
+        AdminNotificationFactory(
+            severity="CRITICAL",
+            notification_type="SYSTEM_ALERT",
+            order=None,
+            dedup_key="failure_rate",
+            title="Healing failure rate above 20%",
+        )
+    )
+    now = timezone.now()
+    for minutes in range(8, 0, -1):
+        HealingCycleFactory(
+            started_at=now - timedelta(minutes=minutes * 5),
+            detected=minutes,
+            dispatched=minutes,
+            healed=minutes - 1,
+            failed=1,
+            duration_ms=42.0,
+        )
+    return notifications
+
+
+def _chart_data(driver) -> dict:
+    return driver.execute_script(
+        "const out = {};"
+        "for (const [id, chart] of Object.entries(window.dashboardCharts)) {"
+        "  out[id] = chart.data.datasets.map(d => d.data); }"
+        "return out;"
+    )
+
+
+def test_dashboard_draws_every_chart_with_data(live_server, browser, admin_user, week_of_healing):
+    from selenium.webdriver.common.by import By
+
+    # Given an admin signed in through the dashboard's login page
+    _login(browser, live_server.url, "/dashboard/login/", admin_user.username)
+
+    # When the dashboard has loaded and refreshed itself once from the JSON endpoint
+    _wait(browser, lambda d: d.find_element(By.ID, "dashboard").get_attribute("data-ready"))
+    first = browser.find_element(By.ID, "dashboard").get_attribute("data-generated-at")
+    _wait(
+        browser,
+        lambda d: d.find_element(By.ID, "dashboard").get_attribute("data-generated-at") != first,
+        timeout=20,
+    )
+
+    # Then every chart is drawn by Chart.js with the data of the database
+    charts = _chart_data(browser)
+    assert set(charts) == {"chart-outcomes", "chart-success", "chart-recovery", "chart-stuck"}
+    successes = charts["chart-outcomes"][0]
+    assert len(successes) == 14
+    assert successes[-7:] == [6 + (day * 3) % 7 for day in range(6, -1, -1)]
+    assert charts["chart-stuck"] == [[3, 1, 1, 1]]
+    assert all(v is not None and v > 0 for v in charts["chart-recovery"][0][-7:])
+    assert charts["chart-success"][1][-1] == 90
+    canvas = browser.find_element(By.ID, "chart-outcomes")
+    assert canvas.size["height"] > 100
+    # the KPI tiles, the open notifications and the cycles are there too
+    tiles = browser.find_elements(By.CSS_SELECTOR, "#kpi-tiles .tile")
+    assert len(tiles) == 4
+    high = browser.find_element(By.CSS_SELECTOR, "a[data-severity=HIGH]")
+    assert high.get_attribute("data-count") == "3"
+    assert "/admin/notifications/adminnotification/" in high.get_attribute("href")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#cycle-rows tr")) == 8
+    assert browser.find_element(By.ID, "dashboard").get_attribute("data-refresh-error") is None
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOT))
+    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_viewer_sees_statistics_only(live_server, browser, viewer_user, week_of_healing):
+    from selenium.webdriver.common.by import By
+
+    _login(browser, live_server.url, "/dashboard/login/", viewer_user.username)
+    _wait(browser, lambda d: d.find_element(By.ID, "dashboard").get_attribute("data-ready"))
+
+    assert set(_chart_data(browser)) == {"chart-outcomes", "chart-success", "chart-recovery"}
+    assert not browser.find_elements(By.ID, "panel-notifications")
+    assert not browser.find_elements(By.ID, "panel-cycles")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#kpi-tiles .tile")) == 4
+
+
+def test_admin_acknowledges_from_the_admin_and_the_dashboard_follows(
+    live_server, browser, admin_user, week_of_healing
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    target = week_of_healing[0]
+    # Given an admin signed in through the Django admin
+    _login(browser, live_server.url, "/admin/login/?next=/admin/", admin_user.username)
+    _wait(browser, lambda d: "/admin/login/" not in d.current_url)
+
+    # When they follow the dashboard's HIGH link to the notification list,
+    # tick one notification and run the bulk "acknowledge" action
+    browser.get(live_server.url + "/dashboard/")
+    link = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "a[data-severity=HIGH]"))
+    browser.get(link.get_attribute("href"))
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#result_list"))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    assert len(rows) == 3  # the HIGH, open ones only
+    browser.find_element(
+        By.CSS_SELECTOR, f"input[name=_selected_action][value='{target.pk}']"
+    ).click()
+    Select(browser.find_element(By.NAME, "action")).select_by_value("acknowledge_selected")
+    browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
+
+    # Then the admin confirms, the row records who acknowledged it
+    message = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "ul.messagelist li"))
+    assert "Acknowledged 1 notification" in message.text
+    target.refresh_from_db()
+    assert target.acknowledged_at is not None
+    assert target.acknowledged_by_id == admin_user.pk
+    assert (
+        AdminNotification.objects.filter(acknowledged_at__isnull=True, severity="HIGH").count() == 2
+    )
+    # and the dashboard shows one open HIGH notification less
+    browser.get(live_server.url + "/dashboard/")
+    high = _wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "a[data-severity=HIGH]"))
+    assert high.get_attribute("data-count") == "2"
