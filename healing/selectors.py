@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import (
     Count,
     DateTimeField,
-    Exists,
     IntegerField,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Value,
@@ -32,7 +30,7 @@ from orders.models import OPEN_STATUSES, Order
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StuckOrder:
     """One row of the seed's ``stuck_orders_view``."""
 
@@ -85,47 +83,88 @@ def attempts_subquery(order_ref: OuterRef | int) -> Subquery:
 
 
 def _stuck_queryset(*, rule: StuckRule, now: datetime) -> QuerySet[Order]:
+    """Orders past ``rule``'s threshold: ``status = S AND stuck_since < cutoff``,
+    a range scan of the partial index orders_open_stuck_idx (finished orders
+    are not in it, so the table's size does not matter)."""
     cutoff = now - timedelta(minutes=rule.threshold_minutes)
-    active = HealingAction.objects.filter(
-        order_id=OuterRef("pk"), recovery_status__in=ACTIVE_STATUSES
-    )
-    live_active = active.filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__gte=now))
-    on_manual_hold = HealingAction.objects.filter(
-        order_id=OuterRef("pk"),
-        recovery_status=RecoveryStatus.MANUAL_REQUIRED,
-        resolved_at__isnull=True,
-    )
     return (
-        # status = S AND stuck_since < cutoff: a range scan of the partial
-        # index orders_open_stuck_idx; finished orders are never read.
         Order.objects.filter(status=rule.status, stuck_since__lt=cutoff)
-        .exclude(Exists(live_active))
-        .exclude(Exists(on_manual_hold))
-        .annotate(
-            attempts=attempts_subquery(OuterRef("pk")),
-            expired_healing_id=Subquery(active.values("id")[:1]),
-        )
         .order_by("stuck_since", "id")
-        .values_list("id", "number", "stuck_since", "attempts", "expired_healing_id", "vendor_id")
+        .values_list("id", "number", "stuck_since", "vendor_id")
     )
+
+
+@dataclass
+class _HealingState:
+    active_id: int | None = None
+    active_live: bool = False
+    on_hold: bool = False
+    last_resolution: datetime | None = None
+    attempt_times: list[datetime] = field(default_factory=list)
+
+    def attempts(self) -> int:
+        if not self.attempt_times:
+            return 0
+        since = self.last_resolution or _EPOCH
+        return sum(1 for created in self.attempt_times if created > since)
+
+
+def _healing_states(*, rule: StuckRule, now: datetime) -> dict[int, _HealingState]:
+    """What the healings of the rule's candidate orders say about them.
+
+    Joined on the same range of the same partial index as the candidates
+    (no list of ids to send back), then by order id into healing_actions.
+    SKIPPED healings are never read: they are neither attempts nor active, and
+    a long guard trip can leave many of them.
+    """
+    cutoff = now - timedelta(minutes=rule.threshold_minutes)
+    rows = (
+        HealingAction.objects.filter(order__status=rule.status, order__stuck_since__lt=cutoff)
+        .exclude(recovery_status=RecoveryStatus.SKIPPED)
+        .order_by()
+        .values_list(
+            "id", "order_id", "recovery_status", "created_at", "resolved_at", "lease_expires_at"
+        )
+    )
+    states: dict[int, _HealingState] = {}
+    for healing_id, order_id, status, created, resolved, lease in rows:
+        state = states.setdefault(order_id, _HealingState())
+        if status in ACTIVE_STATUSES:
+            state.active_id = healing_id
+            state.active_live = lease is None or lease >= now
+        if status == RecoveryStatus.MANUAL_REQUIRED and resolved is None:
+            state.on_hold = True
+        if resolved is not None and (
+            state.last_resolution is None or resolved > state.last_resolution
+        ):
+            state.last_resolution = resolved
+        if status in ATTEMPT_STATUSES:
+            state.attempt_times.append(created)
+    return states
 
 
 def stuck_orders_detect(
     *, now: datetime | None = None, rules: list[StuckRule] | None = None, limit: int | None = None
 ) -> list[StuckOrder]:
-    """Every stuck order: past its rule's threshold, not being healed, not on manual hold.
+    """Every stuck order: past its rule's threshold, not being healed (an active
+    healing whose lease expired is reported for re-dispatch), not on manual hold.
 
-    One indexed query per rule; its cost grows with the number of stuck
-    orders, not with the size of the orders table.
+    Two indexed queries per rule — the orders' range scan, then their healings
+    by order id — so the cost grows with the number of stuck orders, not with
+    the size of the orders table or the depth of healing history.
     """
     now = now or timezone.now()
     rules = rules_enabled() if rules is None else rules
     found: list[StuckOrder] = []
     for rule in rules:
-        rows = _stuck_queryset(rule=rule, now=now)
-        if limit is not None:
-            rows = rows[: max(limit - len(found), 0)]
-        for order_id, number, stuck_since, attempts, expired_id, vendor_id in rows:
+        candidates = list(_stuck_queryset(rule=rule, now=now))
+        states = _healing_states(rule=rule, now=now)
+        empty = _HealingState()
+        for order_id, number, stuck_since, vendor_id in candidates:
+            state = states.get(order_id, empty)
+            if state.on_hold or state.active_live:
+                continue
+            attempts = state.attempts()
             found.append(
                 StuckOrder(
                     order_id=order_id,
@@ -136,15 +175,28 @@ def stuck_orders_detect(
                     stuck_minutes=int((now - stuck_since).total_seconds() // 60),
                     attempts=attempts,
                     recommended_action=rule.action_for_attempt(attempts),
-                    active_healing_count=1 if expired_id else 0,
-                    expired_healing_id=expired_id,
+                    active_healing_count=1 if state.active_id else 0,
+                    expired_healing_id=state.active_id,
                     vendor_id=vendor_id,
                     dry_run=rule.dry_run,
                 )
             )
-        if limit is not None and len(found) >= limit:
-            break
+            if limit is not None and len(found) >= limit:
+                return found
     return found
+
+
+def expired_active_healings(*, now: datetime) -> list[int]:
+    """Active healings whose lease ran out: their task was lost (invariant 7).
+
+    Read from the partial index on active leases, whatever the order's state,
+    so a lost manual or ``auto_heal_order()`` healing is picked up too.
+    """
+    return list(
+        HealingAction.objects.filter(recovery_status__in=ACTIVE_STATUSES, lease_expires_at__lt=now)
+        .order_by()
+        .values_list("id", flat=True)
+    )
 
 
 def open_orders_count() -> int:

@@ -43,6 +43,7 @@ from healing.models import (
     Trigger,
 )
 from healing.selectors import (
+    expired_active_healings,
     healing_history,
     open_orders_count,
     order_attempts,
@@ -756,12 +757,13 @@ def _cycle_body(*, cycle: HealingCycle, now: datetime, dispatch: Dispatch) -> Cy
     tripped = guard_trips(stuck=len(stuck), open_orders=open_count)
     lease = _lease_deadline(now)
     rows: list[HealingAction] = []
-    expired: list[int] = []
+    # Every active healing past its lease is re-dispatched, stuck order or not.
+    expired: set[int] = set(expired_active_healings(now=now))
     by_action: dict[str, int] = {}
     dry_run = 0
     for item in stuck:
         if item.expired_healing_id is not None:
-            expired.append(item.expired_healing_id)
+            expired.add(item.expired_healing_id)
             continue
         status, skip_reason = RecoveryStatus.PENDING, ""
         if item.dry_run:
@@ -805,7 +807,7 @@ def _cycle_body(*, cycle: HealingCycle, now: datetime, dispatch: Dispatch) -> Cy
             ).values_list("id", "claim_token")
         ]
         redispatched = 0
-        for healing_id in expired:
+        for healing_id in sorted(expired):
             token = uuid.uuid4()
             if HealingAction.objects.filter(
                 pk=healing_id, recovery_status__in=ACTIVE_STATUSES, lease_expires_at__lt=now

@@ -310,3 +310,19 @@ def test_dry_run_rules_record_what_would_be_done_and_change_nothing():
     )
     order.refresh_from_db()
     assert order.status == "PENDING" and OrderStatusChange.objects.filter(order=order).count() == 1
+
+
+def test_a_lost_manual_healing_on_a_fresh_order_is_redispatched_too():
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=1)  # not past its threshold
+    healing = healing_initiate(order=order, trigger="API", recovery_action="RETRY_WORKFLOW")
+    HealingAction.objects.filter(pk=healing.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    sent, dispatch = collect()
+
+    result = healing_cycle_run(trigger="CLI", dispatch=dispatch)
+
+    assert result.detected == 0 and result.redispatched == 1
+    ((healing_id, token),) = sent
+    assert healing_id == healing.pk and token != str(healing.claim_token)
+    assert healing_execute(healing_id=healing_id, token=token).status == "SUCCESS"
