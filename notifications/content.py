@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.urls import reverse
 from django.utils import timezone
 
 from notifications.channels import ChannelMessage
@@ -185,7 +184,11 @@ def vendor_timeouts_content(
 
 
 def notification_admin_url(notification_id: int) -> str:
-    path = reverse("admin:notifications_adminnotification_change", args=[notification_id])
+    # Built from ADMIN_URL (what config/urls mounts the admin on) rather than
+    # reverse(): an alert must go out even if some other URL pattern breaks
+    # reversing for the whole project.
+    admin_path = settings.ADMIN_URL.strip("/")
+    path = f"/{admin_path}/notifications/adminnotification/{notification_id}/change/"
     return f"{settings.NOTIFICATION_ADMIN_BASE_URL.rstrip('/')}{path}"
 
 
