@@ -154,3 +154,22 @@ def test_a_full_vendor_is_never_overfilled_by_concurrent_reassignments():
     best = Vendor.objects.get(acceptance_rate=0.99)
     assert best.open_orders <= best.capacity == 5
     assert best.orders.count() == best.open_orders
+
+
+def test_a_starting_worker_runs_one_cycle_shortly_after_and_logs_the_seed_lines(tmp_path):
+    OrderFactory.create_batch(3, status="CONFIRMED", stuck_minutes=61)
+    log = tmp_path / "worker.log"
+    env = {"HEALING_RUN_ON_WORKER_START": "true", "HEALING_STARTUP_DELAY_SECONDS": "1"}
+    with Worker(env=env, log_path=log):
+        assert wait_until(lambda: all_final(3), timeout=60)
+        assert wait_until(lambda: "Cycle completed" in log.read_text(), timeout=10)
+
+    cycle = HealingCycle.objects.get()
+    assert (cycle.trigger, cycle.detected, cycle.status) == ("STARTUP", 3, "FINISHED")
+    text = log.read_text()
+    for line in (
+        "Self-healing worker started (runs every 5 minutes)",
+        "Self-healing worker: Starting cycle",
+        "Self-healing worker: Cycle completed",
+    ):
+        assert line in text
