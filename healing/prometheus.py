@@ -9,10 +9,12 @@ answers a scrape with the same, complete numbers.
 
 Every query is bounded and indexed:
 
-- counters (monotonic totals since the beginning) = a *closed* part, healings
-  detected before 00:00 UTC yesterday, computed once per day and kept in the
-  cache (Redis in production, shared by all workers), plus a *live* part, the
-  last one-to-two days, an index range scan of ``healing_detected_idx``;
+- counters and histograms (monotonic totals since the beginning) = a *closed*
+  part, rows detected (notifications created, cycles started) before 00:00
+  UTC yesterday, computed once per day and kept in the cache (Redis in
+  production, shared by all workers), plus a *live* part, the last one to two
+  days, an index range scan (``healing_detected_idx``,
+  ``notification_created_idx``, ``healing_cycle_started_idx``);
 - gauges read partial indexes: stuck orders per rule (``orders_open_stuck_idx``),
   active healings (``healing_status_idx``), unacknowledged notifications
   (``notification_pending_idx``), the last cycle (``healing_cycle_started_idx``).
@@ -61,8 +63,10 @@ logger = logging.getLogger("healing.prometheus")
 # Recovery time (completed - detected of SUCCESS healings), seconds. The
 # seed's target is 5 minutes; the cycle runs every 5 minutes.
 RECOVERY_BUCKETS: tuple[float, ...] = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+# Healing cycle duration, seconds.
+CYCLE_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 CLOSED_CACHE_SECONDS = 2 * 24 * 3600
-_CACHE_PREFIX = "healing:prometheus:closed:v1"
+_CACHE_PREFIX = "healing:prometheus:closed:v2"
 
 Counts = dict[str, dict[tuple, float]]
 
@@ -113,16 +117,42 @@ def _notification_counts(notifications: QuerySet[AdminNotification]) -> Counts:
     return {"notifications": {(severity, kind): n for severity, kind, n in rows}}
 
 
+def _cycle_counts(cycles: QuerySet[HealingCycle]) -> Counts:
+    by_status = cycles.order_by().values_list("status").annotate(n=Count("id"))
+    finished = cycles.filter(status=CycleStatus.FINISHED, duration_ms__isnull=False)
+    durations = finished.aggregate(
+        count=Count("id"),
+        sum=Sum("duration_ms"),
+        **{
+            f"le_{i}": Count("id", filter=Q(duration_ms__lte=bound * 1000))
+            for i, bound in enumerate(CYCLE_BUCKETS)
+        },
+    )
+    out: Counts = {"cycles": {(status,): n for status, n in by_status}, "cycle_duration": {}}
+    out["cycle_duration"][("count",)] = durations["count"]
+    out["cycle_duration"][("sum",)] = (durations["sum"] or 0.0) / 1000.0
+    for i in range(len(CYCLE_BUCKETS)):
+        out["cycle_duration"][(i,)] = durations[f"le_{i}"]
+    return out
+
+
 def _slice(*, before: datetime | None = None, since: datetime | None = None) -> Counts:
     healings = HealingAction.objects.all()
     notifications = AdminNotification.objects.all()
+    cycles = HealingCycle.objects.all()
     if before is not None:
         healings = healings.filter(issue_detected_at__lt=before)
         notifications = notifications.filter(created_at__lt=before)
+        cycles = cycles.filter(started_at__lt=before)
     if since is not None:
         healings = healings.filter(issue_detected_at__gte=since)
         notifications = notifications.filter(created_at__gte=since)
-    return {**_healing_counts(healings), **_notification_counts(notifications)}
+        cycles = cycles.filter(started_at__gte=since)
+    return {
+        **_healing_counts(healings),
+        **_notification_counts(notifications),
+        **_cycle_counts(cycles),
+    }
 
 
 def _merge(a: Counts, b: Counts) -> Counts:
@@ -206,6 +236,24 @@ class HealingCollector:
                     [severity, kind], counts["notifications"].get((severity, kind), 0)
                 )
         yield notifications
+
+        cycles = CounterMetricFamily(
+            "healing_cycles", "Healing cycles started, by final status.", labels=["status"]
+        )
+        for status in CycleStatus.values:
+            cycles.add_metric([status], counts["cycles"].get((status,), 0))
+        yield cycles
+
+        duration = counts["cycle_duration"]
+        yield HistogramMetricFamily(
+            "healing_cycle_duration_seconds",
+            "Duration of finished healing cycles (detection, recording, dispatch).",
+            buckets=[
+                *((_bound(bound), duration.get((i,), 0)) for i, bound in enumerate(CYCLE_BUCKETS)),
+                ("+Inf", duration.get(("count",), 0)),
+            ],
+            sum_value=duration.get(("sum",), 0.0),
+        )
 
         yield from self._gauges(now)
 

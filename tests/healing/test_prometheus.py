@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -88,6 +88,11 @@ def test_metrics_after_a_cycle_expose_the_named_series(metrics_settings):
         cycle.duration_ms / 1000
     )
     assert metrics[("healing_cycle_last_detected", ())] == 2
+    assert metrics[("healing_cycles_total", _l(status="FINISHED"))] == 1
+    assert metrics[("healing_cycle_duration_seconds_count", ())] == 1
+    assert metrics[("healing_cycle_duration_seconds_sum", ())] == pytest.approx(
+        cycle.duration_ms / 1000
+    )
     assert metrics[("healing_cycle_running", ())] == 0
     assert (
         metrics[("healing_admin_notifications_total", _l(severity="CRITICAL", type="SYSTEM_ALERT"))]
@@ -238,9 +243,19 @@ def test_address_allowed(address, allowed, ok):
     assert address_allowed(address, allowed) is ok
 
 
-def test_scrape_query_count_does_not_grow_with_history(django_assert_max_num_queries):
-    with time_machine.travel(NOW, tick=False):
-        for days_ago in range(0, 30, 3):
+def test_scrape_query_count_does_not_grow_with_history():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def warm_scrape_queries() -> int:
+        cache.clear()
+        metrics_render()  # fills the closed-days cache
+        with CaptureQueriesContext(connection) as queries:
+            metrics_render()
+        return len(queries.captured_queries)
+
+    def history(days):
+        for days_ago in days:
             healing_make(
                 detected_at=NOW - timedelta(days=days_ago),
                 issue_type="STUCK_PENDING",
@@ -248,8 +263,37 @@ def test_scrape_query_count_does_not_grow_with_history(django_assert_max_num_que
                 status="SUCCESS",
                 seconds=60,
             )
-        metrics_render()  # fills the closed-days cache
-        with django_assert_max_num_queries(14):
-            metrics_render()
-    assert HealingAction.objects.count() == 10
-    assert datetime.now(tz=UTC) > NOW
+
+    with time_machine.travel(NOW, tick=False):
+        history(range(0, 30, 3))
+        short = warm_scrape_queries()
+        history(range(31, 400, 7))
+        long = warm_scrape_queries()
+
+    assert short == long <= 16
+    assert HealingAction.objects.count() == 63
+
+
+def test_cycle_duration_histogram_and_cycle_counter():
+    from tests.factories import HealingCycleFactory
+
+    with time_machine.travel(NOW, tick=False):
+        for days_ago, ms in ((0, 80.0), (0, 400.0), (3, 4000.0), (10, 200_000.0)):
+            HealingCycleFactory(started_at=NOW - timedelta(days=days_ago), duration_ms=ms)
+        HealingCycleFactory(started_at=NOW - timedelta(hours=1), status="FAILED")
+        metrics = samples(metrics_render().decode())
+
+    def bucket(le):
+        return metrics[("healing_cycle_duration_seconds_bucket", _l(le=le))]
+
+    assert [bucket("0.1"), bucket("0.5"), bucket("5.0"), bucket("300.0"), bucket("+Inf")] == [
+        1,
+        2,
+        3,
+        4,
+        4,
+    ]
+    assert metrics[("healing_cycle_duration_seconds_sum", ())] == pytest.approx(204.48)
+    assert metrics[("healing_cycles_total", _l(status="FINISHED"))] == 4
+    assert metrics[("healing_cycles_total", _l(status="FAILED"))] == 1
+    assert metrics[("healing_cycles_total", _l(status="ABANDONED"))] == 0
