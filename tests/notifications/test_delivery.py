@@ -230,3 +230,33 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings, retries):
     ceiling = min(300.0, 5.0 * 2**retries)
     for _ in range(20):
         assert ceiling / 2 <= delivery_backoff_seconds(retries) <= ceiling
+
+
+def test_on_a_worker_a_failing_channel_is_retried_later_with_backoff(
+    all_channels, receiver, monkeypatch
+):
+    """Outside eager mode the task hands the retry to Celery with a backoff countdown."""
+    from celery.exceptions import Retry
+
+    from notifications.tasks import notification_deliver
+
+    all_channels.NOTIFICATION_DELIVERY_BACKOFF_BASE = 5.0
+    receiver.statuses = [500]
+    notification = AdminNotificationFactory(severity="HIGH")
+    scheduled: list[float] = []
+
+    def retry(*, countdown: float):
+        scheduled.append(countdown)
+        return Retry("retry", when=countdown)
+
+    monkeypatch.setattr(notification_deliver, "retry", retry)
+    notification_deliver.push_request(retries=1, is_eager=False)
+    try:
+        with pytest.raises(Retry):
+            notification_deliver.run(notification.pk, 0)
+    finally:
+        notification_deliver.pop_request()
+
+    assert len(scheduled) == 1 and 5.0 <= scheduled[0] <= 10.0  # base * 2**1, equal jitter
+    webhook = _deliveries(notification)["webhook"]
+    assert (webhook.status, webhook.attempts) == ("PENDING", 1)  # not final yet

@@ -365,3 +365,33 @@ def test_a_notification_whose_delivery_task_was_lost_is_delivered_by_the_sweep(s
 def test_the_beat_task_runs_the_sweep(quiet_channels):
     result = notifications_sweep()
     assert set(result) == {"resolved", "raised", "cleared", "renotified", "redelivered"}
+
+
+# --- Cost -------------------------------------------------------------------------------
+
+
+def _sweep_statements(count: int) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    long_ago = timezone.now() - timedelta(hours=2)
+    for _ in range(count):
+        # Due for a reminder, and its order still stuck: nothing else to do.
+        AdminNotificationFactory(
+            order=OrderFactory(stuck_minutes=600),
+            severity="HIGH",
+            created_at=long_ago,
+            updated_at=long_ago,
+            sent=True,
+        )
+        # Its order finished: to be resolved.
+        _failed_notification(OrderFactory(status="DELIVERED"))
+    with CaptureQueriesContext(connection) as queries:
+        result = notifications_sweep_run()
+    assert result.renotified == count and result.resolved == count
+    AdminNotification.objects.all().delete()
+    return len(queries.captured_queries)
+
+
+def test_the_sweeps_statement_count_does_not_grow_with_the_backlog(quiet_channels):
+    assert _sweep_statements(3) == _sweep_statements(40)
