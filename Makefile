@@ -29,6 +29,16 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
+# The benchmark (docs/BENCHMARK.md) in a database and a Redis DB index of its
+# own: it replaces that database's data, so a DATABASE_URL exported for your
+# own work is deliberately not used. BENCH_ARGS="--orders 100000" for a quick run.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench
+BENCH_BROKER_URL ?= redis://127.0.0.1:6379/3
+bench: $(VENV)/.installed
+	DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
+	ALLOW_INSECURE_DEFAULTS=$${ALLOW_INSECURE_DEFAULTS:-true} \
+	$(PY) manage.py bench_healing $(BENCH_ARGS)
+
 migrate: $(VENV)/.installed
 	$(PY) manage.py migrate --no-input
 

@@ -231,6 +231,8 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "healing.tasks.heal_order": {"queue": "healing"},
+    # bench_healing's broker-and-worker baseline drains on the same queue.
+    "healing.tasks.noop": {"queue": "healing"},
     "healing.tasks.run_cycle": {"queue": "default"},
 }
 CELERY_WORKER_POOL = env_str("CELERY_WORKER_POOL", "prefork")

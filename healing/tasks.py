@@ -92,3 +92,9 @@ def run_cycle(trigger: str = "BEAT") -> dict[str, Any]:
 def metrics_rollup(days: int = 1) -> int:
     """Beat runs this every minute: recompute today's healing_metrics row."""
     return len(healing_metrics.metrics_rollup(days=days))
+
+
+@shared_task(ignore_result=True)
+def noop(index: int = 0) -> None:
+    """Does nothing: ``bench_healing`` drains it to measure what the broker and
+    the worker cost alone, on the healing queue the heal tasks use."""

@@ -1,0 +1,109 @@
+"""Smoke test of ``manage.py bench_healing`` at a tiny size: it runs end to end
+against real PostgreSQL, Redis and worker processes and prints every figure.
+The benchmark itself stays out of the suite (docs/BENCHMARK.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+from psycopg import sql
+
+from healing.management.commands.bench_healing import JSON_KEYS
+
+pytestmark = [pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _server() -> dict:
+    db = settings.DATABASES["default"]
+    return {
+        "host": db.get("HOST") or "127.0.0.1",
+        "port": int(db.get("PORT") or 5432),
+        "user": db.get("USER") or "postgres",
+        "password": db.get("PASSWORD") or None,
+    }
+
+
+@pytest.fixture
+def bench_database_url() -> str:
+    """A database of this test run's own (the benchmark replaces its data)."""
+    name = f"{settings.DATABASES['default']['NAME']}_bench"
+    server = _server()
+    password = f":{server['password']}" if server["password"] else ""
+    yield f"postgres://{server['user']}{password}@{server['host']}:{server['port']}/{name}"
+    with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:
+        names = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{name}%"]
+        ).fetchall()
+        for (database,) in names:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+
+
+def test_bench_prints_every_figure(bench_database_url: str) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": bench_database_url,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+    }
+    env.pop("TEST_DATABASE_NAME", None)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "bench_healing",
+            "--orders=1000",
+            "--stuck=60",
+            "--workers=1",
+            "--concurrency=2",
+            "--latency-sample=20",
+            "--gateway-latency-ms=50",
+            "--latency-threads=5",
+            "--detect-runs=2",
+            "--timeout=60",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert list(figures) == JSON_KEYS
+    assert (figures["orders"], figures["stuck"], figures["workers"]) == (1000, 60, 1)
+    for key in JSON_KEYS:
+        assert isinstance(figures[key], int | float), key
+        assert figures[key] > 0, key
+    assert figures["detect_ms_max"] >= figures["detect_ms_p50"]
+    # Every stuck order is healed by the same statements, within the engine's bound.
+    assert 5 <= figures["statements_per_heal"] <= 8
+    assert figures["worker_rss_mb_max"] < 1000
+    assert figures["time_to_heal_p95_s"] < 60
+
+
+def test_bench_refuses_without_postgres() -> None:
+    env = {**os.environ, "DATABASE_URL": "", "CELERY_BROKER_URL": ""}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "bench_healing", "--orders=10", "--stuck=1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "needs PostgreSQL and Redis" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
