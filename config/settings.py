@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "healing",
     "notifications",
     "dashboard",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -179,9 +179,7 @@ def open_notifications(*, limit: int = 10) -> dict[str, Any]:
                 "severity": severity,
                 "count": counts.get(severity, 0),
                 "admin_url": (
-                    f"{changelist}?severity__exact={severity}&{_OPEN}"
-                    if changelist
-                    else None
+                    f"{changelist}?severity__exact={severity}&{_OPEN}" if changelist else None
                 ),
             }
             for severity in severities
