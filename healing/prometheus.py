@@ -165,14 +165,26 @@ def _merge(a: Counts, b: Counts) -> Counts:
     return out
 
 
-def cumulative_counts(*, now: datetime) -> Counts:
-    """Totals since the beginning: cached closed days + the live window."""
-    boundary = window_start(days=2, now=now)  # 00:00 UTC yesterday
+def closed_counts(*, now: datetime) -> tuple[datetime, Counts]:
+    """The totals before 00:00 UTC yesterday, from the cache or computed once."""
+    boundary = window_start(days=2, now=now)
     key = f"{_CACHE_PREFIX}:{boundary.date().isoformat()}"
     closed = cache.get(key)
     if closed is None:
         closed = _slice(before=boundary)
         cache.set(key, closed, CLOSED_CACHE_SECONDS)
+    return boundary, closed
+
+
+def scrape_cache_warm(*, now: datetime | None = None) -> None:
+    """Called by the minute roll-up task: the once-a-day scan of the closed
+    days runs in a worker, not inside a Prometheus scrape and its timeout."""
+    closed_counts(now=now or timezone.now())
+
+
+def cumulative_counts(*, now: datetime) -> Counts:
+    """Totals since the beginning: cached closed days + the live window."""
+    boundary, closed = closed_counts(now=now)
     return _merge(closed, _slice(since=boundary))
 
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from healing import metrics as healing_metrics
+from healing import prometheus
 from healing.services import (
     HealingTransientError,
     healing_cycle_run,
@@ -90,8 +91,11 @@ def run_cycle(trigger: str = "BEAT") -> dict[str, Any]:
 
 @shared_task(ignore_result=True)
 def metrics_rollup(days: int = 1) -> int:
-    """Beat runs this every minute: recompute today's healing_metrics row."""
-    return len(healing_metrics.metrics_rollup(days=days))
+    """Beat runs this every minute: recompute today's healing_metrics row, and
+    keep /metrics' once-a-day cache of closed days warm."""
+    rows = healing_metrics.metrics_rollup(days=days)
+    prometheus.scrape_cache_warm()
+    return len(rows)
 
 
 @shared_task(ignore_result=True)

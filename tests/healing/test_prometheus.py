@@ -297,3 +297,18 @@ def test_cycle_duration_histogram_and_cycle_counter():
     assert metrics[("healing_cycles_total", _l(status="FINISHED"))] == 4
     assert metrics[("healing_cycles_total", _l(status="FAILED"))] == 1
     assert metrics[("healing_cycles_total", _l(status="ABANDONED"))] == 0
+
+
+def test_the_minute_task_warms_the_closed_days_cache():
+    from django.utils import timezone
+
+    from healing import tasks
+    from healing.stats import window_start
+
+    boundary = window_start(days=2, now=timezone.now()).date().isoformat()
+    assert cache.get(f"healing:prometheus:closed:v2:{boundary}") is None
+
+    tasks.metrics_rollup.apply()
+
+    closed = cache.get(f"healing:prometheus:closed:v2:{boundary}")
+    assert closed is not None and set(closed) >= {"detections", "healings", "cycles"}
