@@ -269,6 +269,8 @@ HEALING_GUARD_MIN_STUCK = env_int("HEALING_GUARD_MIN_STUCK", 2000)
 HEALING_GUARD_MAX_SHARE = env_float("HEALING_GUARD_MAX_SHARE", 0.5)
 HEALING_DETECTION_BATCH = env_int("HEALING_DETECTION_BATCH", 50_000)
 HEALING_STARTUP_DELAY_SECONDS = env_int("HEALING_STARTUP_DELAY_SECONDS", 10)
+# Threads publishing a cycle's tasks: sending is bound by broker round trips.
+HEALING_DISPATCH_THREADS = env_int("HEALING_DISPATCH_THREADS", 8)
 HEALING_RUN_ON_WORKER_START = env_bool("HEALING_RUN_ON_WORKER_START", default=True)
 
 # --- Vendor gateway ---------------------------------------------------------
@@ -392,7 +394,6 @@ API_THROTTLE_RATES = {
 # POST run-cycle waits this long for the cycle's healings, polling this often.
 HEALING_API_WAIT_SECONDS = env_float("HEALING_API_WAIT_SECONDS", 10.0)
 HEALING_API_POLL_SECONDS = env_float("HEALING_API_POLL_SECONDS", 0.25)
-
 
 # --- Logging ----------------------------------------------------------------
 

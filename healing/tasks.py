@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import shared_task
@@ -71,7 +72,12 @@ def heal_order(self: Any, healing_id: int, token: str) -> str:
 
 
 def dispatch_healings(pairs: list[tuple[int, str]]) -> None:
-    """Send one heal_order per (healing id, claim token) over one producer."""
+    """Send one heal_order per (healing id, claim token).
+
+    Publishing is bound by broker round trips (a task message and its
+    task-sent event each), not by CPU, so large batches are split over a few
+    threads, each reusing one producer and connection for its whole share.
+    """
     if not pairs:
         return
     if heal_order.app.conf.task_always_eager:
@@ -79,6 +85,17 @@ def dispatch_healings(pairs: list[tuple[int, str]]) -> None:
         for healing_id, token in pairs:
             heal_order.apply_async(args=(healing_id, token))
         return
+    threads = max(1, min(settings.HEALING_DISPATCH_THREADS, len(pairs) // 250))
+    shares = [pairs[index::threads] for index in range(threads)]
+    if threads == 1:
+        _publish(shares[0])
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dispatch") as pool:
+        for future in [pool.submit(_publish, share) for share in shares]:
+            future.result()
+
+
+def _publish(pairs: list[tuple[int, str]]) -> None:
     with heal_order.app.producer_or_acquire() as producer:
         for healing_id, token in pairs:
             heal_order.apply_async(args=(healing_id, token), producer=producer)
