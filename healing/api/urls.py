@@ -36,5 +36,5 @@ urlpatterns = [
     path("cycles/<int:cycle_id>", views.CycleDetailApi.as_view(), name="cycle-detail"),
     path("rules", views.RuleListApi.as_view(), name="rules"),
     # Anything else under the prefix is a JSON 404, with DEBUG on or off.
-    re_path(r"^(?s:.*)$", json_not_found),
+    re_path(r"^[\s\S]*$", json_not_found),
 ]

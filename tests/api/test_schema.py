@@ -72,3 +72,11 @@ def test_swagger_assets_exist_in_the_sidecar():
     from django.contrib.staticfiles import finders
 
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+
+
+def test_the_api_routes_leave_url_reversing_intact():
+    # A non-reversible pattern anywhere breaks every reverse() in the project.
+    from django.urls import reverse
+
+    assert reverse("schema") == "/api/schema/"
+    assert reverse("self_healing_api:heal", args=[7]) == "/api/v1/self-healing/heal/7"
