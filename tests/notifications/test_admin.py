@@ -179,3 +179,12 @@ def test_nobody_adds_or_deletes_notifications_in_the_admin(client, admin_user):
     delete_url = reverse("admin:notifications_adminnotification_delete", args=[notification.pk])
     assert client.post(delete_url, {"post": "yes"}).status_code == 403
     assert AdminNotification.objects.filter(pk=notification.pk).exists()
+
+
+def test_the_link_in_alerts_opens_this_admin_page(settings):
+    from notifications.content import notification_admin_url
+
+    settings.NOTIFICATION_ADMIN_BASE_URL = "https://ops.example.com/"
+    assert notification_admin_url(42) == "https://ops.example.com" + reverse(
+        "admin:notifications_adminnotification_change", args=[42]
+    )
