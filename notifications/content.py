@@ -37,7 +37,8 @@ def healing_failed_content(
     *, order: Order, healing: Any, error: str, history: list[dict], now: datetime | None = None
 ) -> tuple[str, str, dict[str, Any]]:
     now = now or timezone.now()
-    attempts = sum(1 for row in history if row["recovery_status"] != "SKIPPED")
+    # This healing's place on the ladder: attempts since the last manual resolution.
+    attempts = healing.attempt_number
     title = f"Healing failed: order {order.number} ({healing.issue_type})"
     message = (
         f"{healing.recovery_action} failed for order {order.number} "
@@ -71,9 +72,8 @@ def manual_required_content(
     now = now or timezone.now()
     details = _order_details(order, now)
     recommended = RECOMMENDED_MANUAL_ACTION.get(order.status, "Review the order by hand.")
-    attempts = sum(
-        1 for row in history if row["recovery_status"] not in ("SKIPPED", "PENDING", "IN_PROGRESS")
-    )
+    # The automatic attempts before this escalation (since the last resolution).
+    attempts = healing.attempt_number - 1
     title = f"Manual intervention required: order {order.number}"
     message = (
         f"Order {order.number} has been stuck in {order.status} for "

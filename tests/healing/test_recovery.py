@@ -343,6 +343,12 @@ def test_accepted_order_failing_twice_escalates_once_and_is_left_alone(settings)
         ).count()
         == 1
     )
+    manual = AdminNotification.objects.get(
+        order=order, notification_type="MANUAL_INTERVENTION_REQUIRED"
+    )
+    assert manual.details["attempts"] == 2
+    failed = AdminNotification.objects.get(order=order, notification_type="HEALING_FAILED")
+    assert (failed.occurrences, failed.details["attempts"]) == (2, 2)
     order.refresh_from_db()
     assert order.status == "ACCEPTED"
 
