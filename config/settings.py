@@ -383,6 +383,14 @@ SPECTACULAR_SETTINGS = {
 # --- API --------------------------------------------------------------------
 
 INSTALLED_APPS += ["drf_spectacular_sidecar"]
+# The web process (gunicorn) serves static files itself — Swagger UI's sidecar
+# assets among them — straight from the app folders, so /api/docs/ works with
+# no CDN, no collectstatic and no separate file server.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "healing.api.middleware.StaticFilesMiddleware",
+)
+WHITENOISE_USE_FINDERS = True
 # Throttles (healing.api.throttles) read these per request, so tests can
 # switch them off or change a rate with override_settings. Counters live in
 # the default cache (Redis when REDIS_URL is set).

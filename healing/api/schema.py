@@ -52,7 +52,22 @@ def seed_example(name: str, value: Any, *, request: bool = False) -> OpenApiExam
 
 
 class RoleAutoSchema(AutoSchema):
-    """Appends the roles allowed by the view's permission classes to its description."""
+    """Appends the roles allowed by the view's permission classes to its description,
+    and groups operations by area instead of by URL prefix."""
+
+    def get_tags(self) -> list[str]:
+        path = self.path
+        if path.startswith("/api/v1/auth/"):
+            return ["auth"]
+        if path.startswith("/api/v1/self-healing/notifications"):
+            return ["notifications"]
+        if path.startswith(("/api/v1/self-healing/statistics", "/api/v1/self-healing/kpis")):
+            return ["statistics"]
+        if path.startswith("/api/v1/self-healing/"):
+            return ["self-healing"]
+        if path == "/api/v1/health":
+            return ["health"]
+        return super().get_tags()
 
     def get_description(self) -> str:
         description = super().get_description() or ""

@@ -80,3 +80,23 @@ def test_the_api_routes_leave_url_reversing_intact():
 
     assert reverse("schema") == "/api/schema/"
     assert reverse("self_healing_api:heal", args=[7]) == "/api/v1/self-healing/heal/7"
+
+
+def test_operations_are_grouped_by_area(schema):
+    tags = {path: ops[next(iter(ops))]["tags"] for path, ops in schema["paths"].items()}
+
+    assert tags["/api/v1/auth/token/"] == ["auth"]
+    assert tags["/api/v1/health"] == ["health"]
+    assert tags[f"{BASE}/stuck-orders"] == ["self-healing"]
+    assert tags[f"{BASE}/kpis"] == ["statistics"]
+    assert tags[f"{BASE}/notifications/{{notification_id}}/resolve"] == ["notifications"]
+
+
+def test_the_web_process_serves_the_swagger_assets_with_debug_off(client, settings):
+    # gunicorn has no static file server of its own: WhiteNoise serves them.
+    settings.DEBUG = False
+
+    response = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+
+    assert response.status_code == 200
+    assert "javascript" in response["Content-Type"]
