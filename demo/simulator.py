@@ -66,6 +66,25 @@ class GatewayWeather:
     def in_outage(self, elapsed: float) -> bool:
         return self.failure_rate(elapsed) >= 1.0
 
+    def to_env(self, *, started_at: float) -> str:
+        """For the demo's Celery workers (``DEMO_GATEWAY_WEATHER``): the same
+        weather, on the same clock (``started_at`` is a Unix time)."""
+        return ",".join(
+            str(v)
+            for v in (
+                started_at,
+                self.base_failure_rate,
+                self.outage_start,
+                self.outage_end,
+                self.period,
+            )
+        )
+
+    @classmethod
+    def from_env(cls, value: str) -> tuple[float, GatewayWeather]:
+        started_at, base, start, end, period = (float(v) for v in value.split(","))
+        return started_at, cls(base, start, end, period)
+
 
 @dataclass
 class Simulator:

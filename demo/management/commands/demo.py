@@ -196,8 +196,7 @@ class Command(BaseCommand):
             rng=rng,
             started_at=start,
             new_order_every=opts["order_every"],
-            # The outage needs the gateway settings of this process: in Celery
-            # mode the workers keep the base failure rate (docs/DEMO.md).
+            # In Celery mode the workers play the weather (demo/weather.py).
             weather=None if celery_mode else weather,
         )
         try:
@@ -222,7 +221,7 @@ class Command(BaseCommand):
         children: list[subprocess.Popen] = []
         if celery_mode:
             if not opts["no_workers"]:
-                children = self._celery_start()
+                children = self._celery_start(weather.to_env(started_at=start.timestamp()))
         else:
             beat = InProcessBeat(cycle_seconds=opts["cycle_seconds"])
             loops.append(Loop("beat", 0.25, beat.step))
@@ -242,7 +241,8 @@ class Command(BaseCommand):
                 start=start,
                 deadline=deadline,
                 simulator=simulator,
-                weather=None if celery_mode else weather,
+                # Your own workers (--no-workers) do not play the outage.
+                weather=None if celery_mode and opts["no_workers"] else weather,
             )
         except KeyboardInterrupt:
             console.print("\nstopping…")
@@ -253,13 +253,7 @@ class Command(BaseCommand):
                 loop.stop()
             for loop in loops:
                 loop.join(timeout=30)
-            for child in children:
-                child.terminate()
-            for child in children:
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            self._celery_stop(children, since=start)
             web.stop()
             demo_rules_restore(previous_rules)
             demo_beat_interval_restore(previous_interval)
@@ -295,9 +289,7 @@ class Command(BaseCommand):
             f"API: {web_url}/api/v1/self-healing/"
         )
         outage = (
-            "vendor gateway: 15% timeouts (workers' setting)"
-            if celery_mode
-            else f"vendor gateway: 15% timeouts, outage {weather.outage_start:.0f}-"
+            f"vendor gateway: 15% timeouts, outage {weather.outage_start:.0f}-"
             f"{weather.outage_end:.0f} s of every {weather.period / 60:.0f} min"
         )
         console.print(
@@ -311,7 +303,7 @@ class Command(BaseCommand):
         )
         console.print(f"logs: {LOG_DIR / 'demo.log'}  —  Ctrl-C stops and prints the summary\n")
 
-    def _celery_start(self) -> list[subprocess.Popen]:
+    def _celery_start(self, weather: str) -> list[subprocess.Popen]:
         queues = sorted(
             {settings.CELERY_TASK_DEFAULT_QUEUE}
             | {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
@@ -320,6 +312,7 @@ class Command(BaseCommand):
             **os.environ,
             **{key: str(value) for key, value in DEMO_SETTINGS.items()},
             "HEALING_RUN_ON_WORKER_START": "false",
+            "DEMO_GATEWAY_WEATHER": weather,
         }
         if "EMAIL_BACKEND" not in os.environ and "EMAIL_HOST" not in os.environ:
             env["EMAIL_BACKEND"] = "django.core.mail.backends.filebased.EmailBackend"
@@ -350,6 +343,18 @@ class Command(BaseCommand):
                 )
             )
         return children
+
+    def _celery_stop(self, children: list[subprocess.Popen], *, since: Any) -> None:
+        """Beat first; then give the worker a few seconds to finish the
+        healings already dispatched, so the summary is not left in progress."""
+        if not children:
+            return
+        worker, beat = children
+        _stop(beat)
+        grace = time.monotonic() + 15
+        while time.monotonic() < grace and counters_read(since=since).active:
+            time.sleep(0.5)
+        _stop(worker)
 
     # --- Live view and summary ----------------------------------------------------
 
@@ -417,6 +422,15 @@ class Command(BaseCommand):
             + ("yes" if not missing else f"no (missing {', '.join(missing)})")
         )
         self.stdout.write("demo summary: " + json.dumps(counters.as_dict(), sort_keys=True))
+
+
+def _stop(child: subprocess.Popen) -> None:
+    child.terminate()
+    try:
+        child.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def _interrupt(signum: int, frame: Any) -> None:
