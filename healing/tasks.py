@@ -16,7 +16,7 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from healing import metrics as healing_metrics
 from healing import prometheus
@@ -52,9 +52,12 @@ def heal_order(self: Any, healing_id: int, token: str) -> str:
         return healing_execute(healing_id=healing_id, token=token, retries=retries).status
     except HealingTransientError as exc:
         retry_token, error = str(exc.token), str(exc)
+        if isinstance(exc.__cause__, (OperationalError, InterfaceError)):
+            close_old_connections()
     except (OperationalError, InterfaceError) as exc:
         # Failed before the claim: the same token is still the valid one.
         retry_token, error = token, f"database: {exc}"
+        close_old_connections()
     if retries >= settings.HEALING_TASK_MAX_RETRIES:
         healing_fail(healing_id=healing_id, token=retry_token, error=error, retries=retries)
         return "FAILED"
