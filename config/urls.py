@@ -19,3 +19,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
+
+# API (issue 7): errors under /api/ are JSON even outside the DRF views.
+handler404 = "healing.api.errors.handler404"
+handler500 = "healing.api.errors.handler500"

@@ -12,7 +12,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -143,3 +144,19 @@ def json_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespo
         error_body(code="not_found", message=f"No API endpoint at {request.path}."),
         status=404,
     )
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Project 404 (DEBUG off): JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return json_not_found(request)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    """Project 500 (DEBUG off) for errors outside DRF's views: JSON under /api/."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body(code="server_error", message="Internal server error."), status=500
+        )
+    return defaults.server_error(request)

@@ -241,3 +241,32 @@ def test_unknown_path_post_with_a_session_cookie_is_a_json_404_not_a_csrf_page(a
     response = admin_api.post(f"{BASE}/heal/1.5", {"issueType": "STUCK_PENDING"})
 
     assert_error(response, 404, "not_found")
+
+
+def test_unknown_api_path_outside_self_healing_is_a_json_404(client, debug):
+    if debug:
+        pytest.skip("DEBUG shows Django's technical 404 page by design")
+
+    response = client.get("/api/v1/no-such-thing")
+
+    assert_error(response, 404, "not_found")
+
+
+def test_unknown_non_api_path_keeps_djangos_404_page(client, debug):
+    if debug:
+        pytest.skip("DEBUG shows Django's technical 404 page by design")
+
+    response = client.get("/no-such-page")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_project_500_handler_is_json_under_the_api(rf):
+    from healing.api.errors import handler500
+
+    response = handler500(rf.get("/api/v1/self-healing/rules"))
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert b'"server_error"' in response.content

@@ -1,7 +1,7 @@
 """Property-based run of the live OpenAPI schema (schemathesis, bounded examples).
 
 Every operation gets positive and negative generated requests through the
-WSGI app, as ADMIN (the role that may call everything). No answer may be a
+WSGI app, as ADMIN (the role that may call everything), with DEBUG off and on. No answer may be a
 5xx, every answer must match the documented status codes, content type and
 schema. The number of generated cases is printed in pytest's terminal summary.
 """
@@ -32,7 +32,7 @@ from tests.factories import (
     VendorFactory,
 )
 
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "15"))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "10"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -95,10 +95,12 @@ def _fuzz(operation, mode: GenerationMode, headers: dict[str, str]) -> None:
 
 
 @pytest.mark.timeout(900)
-def test_api_matches_its_schema(api_schema, admin_token, request):
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_api_matches_its_schema(api_schema, admin_token, request, settings, debug):
     # schemathesis' own pytest plugin does not run under this pytest, so the
     # operations are driven with hypothesis directly: positive and negative
     # examples for each, every failure collected before the test fails.
+    settings.DEBUG = debug
     headers = {"Authorization": f"Bearer {admin_token}"}
     failures: list[str] = []
     operations = 0
@@ -113,7 +115,7 @@ def test_api_matches_its_schema(api_schema, admin_token, request):
                 assert mode == GenerationMode.NEGATIVE, operation.label
             except (Exception, BaseExceptionGroup) as exc:  # collect, then fail with all
                 failures.append(f"{operation.label} [{mode.value}]: {exc}"[:3000])
-    # Printed in the terminal summary by tests/api/conftest.py.
+    # Printed in the terminal summary by tests/api/conftest.py (both DEBUG runs).
     request.config.api_schemathesis_cases = (len(generated), operations)
     assert operations == 16
     assert not failures, "\n\n".join(failures)
