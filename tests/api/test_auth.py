@@ -151,3 +151,36 @@ def test_refresh_token_is_not_accepted_as_access_token(make_user):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user)}")
 
     assert_error(client.get(PROTECTED), 401, "token_not_valid")
+
+
+def test_deactivated_user_cannot_refresh(make_user):
+    user = make_user(ADMIN, "admin")
+    refresh = str(RefreshToken.for_user(user))
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+    response = APIClient().post(REFRESH_URL, {"refresh": refresh})
+
+    assert response.status_code == 401
+    assert response.json()["success"] is False
+
+
+def test_session_authentication_serves_the_browsable_api(make_user):
+    client = APIClient()
+    client.force_login(make_user(OPERATIONS, "ops"))
+
+    response = client.get(PROTECTED, HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert b"StuckRule" in response.content or b"rules" in response.content
+
+
+def test_session_post_without_csrf_token_is_refused_as_json(make_user):
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(make_user(OPERATIONS, "ops"))
+
+    response = client.post("/api/v1/self-healing/run-cycle")
+
+    error = assert_error(response, 403, "permission_denied")
+    assert "CSRF" in error["message"]
