@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from healing.models import HealingAction, HealingCycle, StuckRule
+from healing.models import HealingAction, HealingCycle, RecoveryStatus, StuckRule
 from notifications.models import AdminNotification
 
 
@@ -57,8 +57,27 @@ def healing_action_get(*, healing_id: int) -> HealingAction | None:
     )
 
 
+def _with_live_counts(rows: QuerySet[HealingCycle]) -> QuerySet[HealingCycle]:
+    """Outcome counts from the cycle's healing rows, as they stand now.
+
+    The cycle row's own counters are written when the cycle ends, before its
+    healings finish on the workers; reading them would show stale numbers.
+    """
+
+    def count(*statuses: str) -> Count:
+        return Count("healings", filter=Q(healings__recovery_status__in=statuses))
+
+    return rows.annotate(
+        healed_now=count(RecoveryStatus.SUCCESS),
+        failed_now=count(RecoveryStatus.FAILED),
+        skipped_now=count(RecoveryStatus.SKIPPED),
+        escalated_now=count(RecoveryStatus.MANUAL_REQUIRED),
+        pending_now=count(RecoveryStatus.PENDING, RecoveryStatus.IN_PROGRESS),
+    )
+
+
 def cycles_list(*, status: str | None = None, trigger: str | None = None) -> QuerySet[HealingCycle]:
-    rows = HealingCycle.objects.order_by("-started_at", "-id")
+    rows = _with_live_counts(HealingCycle.objects.order_by("-started_at", "-id"))
     if status:
         rows = rows.filter(status=status)
     if trigger:
@@ -69,7 +88,7 @@ def cycles_list(*, status: str | None = None, trigger: str | None = None) -> Que
 def cycle_get(*, cycle_id: int) -> HealingCycle | None:
     if not 0 < cycle_id < 2**63:
         return None
-    return HealingCycle.objects.filter(pk=cycle_id).first()
+    return _with_live_counts(HealingCycle.objects.filter(pk=cycle_id)).first()
 
 
 def rules_list() -> QuerySet[StuckRule]:

@@ -504,10 +504,11 @@ def test_healing_action_detail(ops_api):
 
 
 def test_cycles_list_and_detail(ops_api):
-    older = HealingCycleFactory(started_at=timezone.now() - timedelta(hours=1), healed=3)
+    older = HealingCycleFactory(started_at=timezone.now() - timedelta(hours=1))
     newer = HealingCycleFactory(status="FAILED", trigger="BEAT")
 
     listing = ops_api.get(f"{BASE}/cycles").json()
+    assert set(listing) == {"success", "count", "next", "previous", "results"}
     assert [row["id"] for row in listing["results"]] == [newer.pk, older.pk]
     assert [r["id"] for r in ops_api.get(f"{BASE}/cycles?status=FAILED").json()["results"]] == [
         newer.pk
@@ -515,8 +516,24 @@ def test_cycles_list_and_detail(ops_api):
 
     detail = ops_api.get(f"{BASE}/cycles/{older.pk}")
     assert detail.status_code == 200
-    assert detail.json()["cycle"]["healed"] == 3
+    assert set(detail.json()) == {"success", "cycle"}
     assert detail.json()["cycle"]["id"] == older.pk
+
+
+def test_cycle_counts_come_from_its_healings_as_they_stand(ops_api):
+    # The row's counters were written when the cycle ended, before its
+    # healings finished on the workers.
+    cycle = HealingCycleFactory(healed=0, failed=0, pending=3)
+    for status in ("SUCCESS", "SUCCESS", "FAILED", "IN_PROGRESS"):
+        HealingActionFactory(cycle=cycle, recovery_status=status)
+    HealingActionFactory(recovery_status="SUCCESS")  # another cycle's
+
+    row = ops_api.get(f"{BASE}/cycles/{cycle.pk}").json()["cycle"]
+    listed = ops_api.get(f"{BASE}/cycles").json()["results"][0]
+
+    counts = {k: row[k] for k in ("healed", "failed", "skipped", "escalated", "pending")}
+    assert counts == {"healed": 2, "failed": 1, "skipped": 0, "escalated": 0, "pending": 1}
+    assert {k: listed[k] for k in counts} == counts
 
 
 def test_rules_list(ops_api, rules):
