@@ -225,14 +225,23 @@ def demo_rules_restore(previous: dict[str, int]) -> None:
 
 def demo_beat_interval_set(*, seconds: int) -> int | None:
     """Point beat's healing-cycle entry at an every-``seconds`` interval (the
-    Celery path); returns the previous interval's id to restore it."""
-    task = PeriodicTask.objects.filter(task=CYCLE_TASK).first()
-    if task is None:
-        return None
-    previous = task.interval_id
+    Celery path); returns the previous interval's id to restore it.
+
+    Creates the entry, as migration healing 0003 does, if it is missing.
+    """
     interval, _ = IntervalSchedule.objects.get_or_create(
         every=seconds, period=IntervalSchedule.SECONDS
     )
+    task = PeriodicTask.objects.filter(task=CYCLE_TASK).first()
+    if task is None:
+        PeriodicTask.objects.create(
+            name="self-healing cycle",
+            task=CYCLE_TASK,
+            interval=interval,
+            kwargs='{"trigger": "BEAT"}',
+        )
+        return None
+    previous = task.interval_id
     task.interval = interval
     task.enabled = True
     task.save(update_fields=["interval", "enabled"])
@@ -240,8 +249,15 @@ def demo_beat_interval_set(*, seconds: int) -> int | None:
 
 
 def demo_beat_interval_restore(previous: int | None) -> None:
+    """Back to the interval before the demo (DESIGN.md's 5 minutes if the
+    demo had to create the entry)."""
     task = PeriodicTask.objects.filter(task=CYCLE_TASK).first()
-    if task is None or previous is None:
+    if task is None:
         return
+    if previous is None:
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=5, period=IntervalSchedule.MINUTES
+        )
+        previous = interval.pk
     task.interval_id = previous
     task.save(update_fields=["interval"])

@@ -32,6 +32,7 @@ def _fetch_while_running(out: io.StringIO, found: dict[str, int], stop: threadin
 
 
 @pytest.mark.django_db(transaction=True)
+@override_settings(CELERY_BROKER_URL="")  # the embedded default: everything in-process
 def test_demo_shows_every_action_an_escalation_and_a_notification_then_stops():
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
         pytest.skip(

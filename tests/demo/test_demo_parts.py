@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from demo.runtime import InProcessBeat
 from demo.scenario import (
@@ -196,6 +197,14 @@ def test_simulator_places_orders_and_sets_the_gateway_weather(world):
 
 
 def test_in_process_beat_runs_the_cycle_and_beats_other_jobs():
+    # beat's database schedule (seeded by a migration; flushed by transactional tests)
+    every_minute, _ = IntervalSchedule.objects.get_or_create(
+        every=1, period=IntervalSchedule.MINUTES
+    )
+    PeriodicTask.objects.get_or_create(
+        task="healing.tasks.metrics_rollup",
+        defaults={"name": "healing metrics roll-up", "interval": every_minute},
+    )
     beat = InProcessBeat(cycle_seconds=5)
 
     jobs = {job.task: job for job in beat.jobs}

@@ -34,6 +34,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from config.celery import app as celery_app
 from demo.runtime import (
     ACTIONS,
     OUTCOMES,
@@ -135,10 +136,12 @@ class Command(BaseCommand):
             # Keep the terminal for progress: the demo's emails go to files.
             overrides["EMAIL_BACKEND"] = "django.core.mail.backends.filebased.EmailBackend"
             overrides["EMAIL_FILE_PATH"] = str(LOG_DIR / "demo-mail")
+        eager = celery_app.conf.task_always_eager
         try:
             with override_settings(**overrides):
                 self._run(console=console, celery_mode=celery_mode, opts=opts)
         finally:
+            celery_app.conf.task_always_eager = eager
             configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
 
     # --- Set-up and tear-down -------------------------------------------------
@@ -223,6 +226,8 @@ class Command(BaseCommand):
             if not opts["no_workers"]:
                 children = self._celery_start(weather.to_env(started_at=start.timestamp()))
         else:
+            # In-process: every task, heal_order included, runs in this process.
+            celery_app.conf.task_always_eager = True
             beat = InProcessBeat(cycle_seconds=opts["cycle_seconds"])
             loops.append(Loop("beat", 0.25, beat.step))
         # Celery's Django fix-up re-runs django.setup() (and its logging
