@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from healing.defaults import default_rules
 from healing.models import HealingAction, HealingCycle, HealingMetric, StuckRule
 from notifications.models import AdminNotification
 from orders import services
@@ -213,7 +214,13 @@ def demo_rules_compress(*, minutes: int = DEMO_THRESHOLD_MINUTES) -> dict[str, i
     Only thresholds change: the ladders stay DESIGN.md's, so what the demo
     shows is the production escalation, faster.
     """
-    previous = dict(StuckRule.objects.values_list("status", "threshold_minutes"))
+    defaults = {rule["status"]: rule["threshold_minutes"] for rule in default_rules()}
+    previous = {
+        # Already at the demo's value: a demo that was killed before it could
+        # restore them; go back to DESIGN.md's thresholds, not to the demo's.
+        status: defaults.get(status, value) if value == minutes else value
+        for status, value in StuckRule.objects.values_list("status", "threshold_minutes")
+    }
     StuckRule.objects.update(threshold_minutes=minutes)
     return previous
 

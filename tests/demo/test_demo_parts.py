@@ -64,6 +64,16 @@ def test_rules_compress_only_thresholds_and_restore_them():
     assert previous["PENDING"] == 30
 
 
+def test_rules_left_compressed_by_a_killed_demo_go_back_to_the_defaults():
+    StuckRule.objects.filter(status="PENDING").update(threshold_minutes=1)
+    StuckRule.objects.filter(status="CONFIRMED").update(threshold_minutes=45)
+
+    previous = demo_rules_compress(minutes=1)
+
+    assert previous["PENDING"] == 30
+    assert previous["CONFIRMED"] == 45  # an operator's own value is kept
+
+
 def test_backlog_really_sits_in_its_status_and_crosses_thresholds_on_time(world):
     demo_rules_compress(minutes=1)
     now = timezone.now()

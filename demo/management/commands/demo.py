@@ -237,9 +237,11 @@ class Command(BaseCommand):
         for loop in loops:
             loop.start()
         deadline = time.monotonic() + opts["seconds"] if opts["seconds"] else None
-        # SIGTERM ends the demo like Ctrl-C (and prints the summary).
-        main_thread = threading.current_thread() is threading.main_thread()
-        previous_sigterm = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+        # Ctrl-C or SIGTERM ends the demo once; a second signal while it
+        # cleans up (timeout(1) signals twice, impatient users press twice)
+        # must not skip restoring the rules.
+        stopper = _Stopper()
+        stopper.install()
         try:
             self._watch(
                 console,
@@ -251,15 +253,15 @@ class Command(BaseCommand):
             )
         except KeyboardInterrupt:
             console.print("\nstopping…")
-        finally:
-            if main_thread:
-                signal.signal(signal.SIGTERM, previous_sigterm)
+        stopper.stopping = True
+        try:
             for loop in loops:
                 loop.stop()
             for loop in loops:
                 loop.join(timeout=30)
             self._celery_stop(children, since=start)
             web.stop()
+        finally:
             demo_rules_restore(previous_rules)
             demo_beat_interval_restore(previous_interval)
         counters = counters_read(since=start)
@@ -270,6 +272,7 @@ class Command(BaseCommand):
             simulator=simulator,
             errors=sum(loop.errors for loop in loops),
         )
+        stopper.uninstall()
 
     def _intro(
         self,
@@ -438,8 +441,30 @@ def _stop(child: subprocess.Popen) -> None:
         child.wait()
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+class _Stopper:
+    """SIGINT / SIGTERM raise KeyboardInterrupt once; later ones are ignored."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach the main thread only (e.g. a test's thread)
+        for signum in self.SIGNALS:
+            self.previous[signum] = signal.signal(signum, self._handle)
+
+    def uninstall(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        raise KeyboardInterrupt
 
 
 def _action_table(counters: Counters) -> Table:
