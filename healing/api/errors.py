@@ -44,13 +44,6 @@ class ApiNotFound(DomainError):
     http_status = 404
 
 
-class ContractUnavailable(DomainError):
-    """A service this endpoint needs has not been deployed with this build."""
-
-    code = "not_implemented"
-    http_status = 501
-
-
 def error_body(*, code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"success": False, "error": {"code": code, "message": message, "field": field}}
 

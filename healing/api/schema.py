@@ -33,7 +33,6 @@ _ERROR_TEXT = {
     409: "The request conflicts with the current state (`error.message` says why).",
     415: "The body is not `application/json`.",
     429: "Too many requests: retry after the `Retry-After` header.",
-    501: "A service this endpoint needs is not deployed yet.",
     503: "A dependency (database, broker) is unavailable.",
 }
 

@@ -6,10 +6,6 @@ Errors are raised (DomainError or DRF exceptions) and shaped by
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from typing import Any
-
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -19,7 +15,7 @@ from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from healing.api import selectors
-from healing.api.errors import ApiNotFound, ContractUnavailable, error_body
+from healing.api.errors import ApiNotFound, error_body
 from healing.api.operations import cycle_run_and_wait, healing_request, health_check
 from healing.api.permissions import IsAdmin, IsOperator, IsViewer
 from healing.api.schema import ErrorSerializer, error_responses, seed_example
@@ -33,21 +29,12 @@ from healing.api.serializers import (
 from healing.api.throttles import SettingsScopedThrottle
 from healing.models import CycleStatus, IssueType, RecoveryAction, RecoveryStatus, Trigger
 from healing.selectors import stuck_orders_detect
+from healing.stats import kpis_evaluate, statistics_daily
 from notifications.models import NotificationType, Severity
+from notifications.selectors import notifications_list
+from notifications.services import notification_acknowledge, notification_resolve
 
 AUTH_ERRORS = (401, 403)
-
-
-def contract(module: str, name: str) -> Callable[..., Any]:
-    """A function another developer's module provides, or a 501 until it lands."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        raise ContractUnavailable(f"{module}.{name} is not deployed in this build") from exc
-    except AttributeError as exc:
-        raise ContractUnavailable(f"{module}.{name} is not deployed in this build") from exc
 
 
 def query_input(serializer_class: type[serializers.Serializer], request: Request) -> dict:
@@ -343,7 +330,7 @@ class StatisticsApi(APIView):
     @extend_schema(
         operation_id="statistics",
         parameters=[DaysInputSerializer],
-        responses={200: OutputSerializer, **error_responses(400, *AUTH_ERRORS, 501)},
+        responses={200: OutputSerializer, **error_responses(400, *AUTH_ERRORS)},
         examples=[
             seed_example(
                 "Seed example",
@@ -367,7 +354,6 @@ class StatisticsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         days = query_input(DaysInputSerializer, request)["days"]
-        statistics_daily = contract("healing.stats", "statistics_daily")
         return Response({"success": True, "days": days, "statistics": statistics_daily(days=days)})
 
 
@@ -399,11 +385,10 @@ class KpisApi(APIView):
     @extend_schema(
         operation_id="kpis",
         parameters=[DaysInputSerializer],
-        responses={200: OutputSerializer, **error_responses(400, *AUTH_ERRORS, 501)},
+        responses={200: OutputSerializer, **error_responses(400, *AUTH_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         days = query_input(DaysInputSerializer, request)["days"]
-        kpis_evaluate = contract("healing.stats", "kpis_evaluate")
         return Response({"success": True, "days": days, "kpis": kpis_evaluate(days=days)})
 
 
@@ -431,11 +416,10 @@ class NotificationListApi(APIView):
     @extend_schema(
         operation_id="notifications_list",
         parameters=[InputSerializer],
-        responses={200: OutputSerializer, **error_responses(400, *AUTH_ERRORS, 501)},
+        responses={200: OutputSerializer, **error_responses(400, *AUTH_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         params = query_input(self.InputSerializer, request)
-        notifications_list = contract("notifications.selectors", "notifications_list")
         rows = notifications_list(
             acknowledged=params["acknowledged"],
             resolved=params["resolved"],
@@ -471,14 +455,15 @@ class NotificationAcknowledgeApi(APIView):
         request=InputSerializer,
         responses={
             200: NotificationResponseSerializer,
-            **error_responses(400, *AUTH_ERRORS, 404, 409, 415, 501),
+            **error_responses(400, *AUTH_ERRORS, 404, 409, 415),
         },
     )
     def post(self, request: Request, notification_id: int) -> Response:
         data = body_input(self.InputSerializer, request)
         notification = selectors.notification_get(notification_id=notification_id)
-        acknowledge = contract("notifications.services", "notification_acknowledge")
-        acknowledge(notification=notification, user=request.user, comment=data.get("comment", ""))
+        notification_acknowledge(
+            notification=notification, user=request.user, comment=data.get("comment", "")
+        )
         notification = selectors.notification_get(notification_id=notification_id)
         return Response(
             NotificationResponseSerializer({"success": True, "notification": notification}).data
@@ -502,14 +487,15 @@ class NotificationResolveApi(APIView):
         request=InputSerializer,
         responses={
             200: NotificationResponseSerializer,
-            **error_responses(400, *AUTH_ERRORS, 404, 409, 415, 501),
+            **error_responses(400, *AUTH_ERRORS, 404, 409, 415),
         },
     )
     def post(self, request: Request, notification_id: int) -> Response:
         data = body_input(self.InputSerializer, request)
         notification = selectors.notification_get(notification_id=notification_id)
-        resolve = contract("notifications.services", "notification_resolve")
-        resolve(notification=notification, user=request.user, note=data.get("note", ""))
+        notification_resolve(
+            notification=notification, user=request.user, note=data.get("note", "")
+        )
         notification = selectors.notification_get(notification_id=notification_id)
         return Response(
             NotificationResponseSerializer({"success": True, "notification": notification}).data

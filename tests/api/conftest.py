@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 import pytest
@@ -16,27 +15,6 @@ from orders.roles import ADMIN, OPERATIONS, VIEWER, role_user_create
 
 PASSWORD = "api-test-pw-123456"
 ROLES = (ADMIN, OPERATIONS, VIEWER)
-
-
-def contract_missing(module: str, name: str) -> bool:
-    try:
-        return not hasattr(importlib.import_module(module), name)
-    except ModuleNotFoundError:
-        return True
-
-
-def needs_contract(module: str, name: str) -> pytest.MarkDecorator:
-    """A test of an endpoint whose service another developer delivers.
-
-    Until ``module.name`` exists the endpoint answers 501 and the test is an
-    expected failure (shown as XFAIL, never as a pass); once it lands the
-    mark falls away and the test counts for real.
-    """
-    return pytest.mark.xfail(
-        contract_missing(module, name),
-        reason=f"contract {module}.{name} not landed yet",
-        strict=True,
-    )
 
 
 @pytest.fixture(autouse=True)

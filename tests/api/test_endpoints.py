@@ -13,7 +13,7 @@ from healing.models import HealingAction, HealingCycle
 from orders.gateway import Delivery, DeliveryFailed
 from orders.models import Order
 from orders.roles import ADMIN
-from tests.api.conftest import assert_error, needs_contract
+from tests.api.conftest import assert_error
 from tests.factories import (
     AdminNotificationFactory,
     HealingActionFactory,
@@ -324,7 +324,6 @@ def _finished_healing(status: str, minutes: float, **kwargs) -> HealingAction:
     )
 
 
-@needs_contract("healing.stats", "statistics_daily")
 def test_statistics_seed_body(client_for):
     _finished_healing("SUCCESS", 2)
     _finished_healing("SUCCESS", 3)
@@ -345,14 +344,12 @@ def test_statistics_seed_body(client_for):
     assert isinstance(row["avg_recovery_time_minutes"], int | float)
 
 
-@needs_contract("healing.stats", "statistics_daily")
 def test_statistics_days_defaults_to_7(client_for):
     body = client_for("VIEWER").get(f"{BASE}/statistics").json()
 
     assert body == {"success": True, "days": 7, "statistics": []}
 
 
-@needs_contract("healing.stats", "kpis_evaluate")
 def test_kpis_body(client_for):
     _finished_healing("SUCCESS", 2)
 
@@ -377,7 +374,6 @@ def test_kpis_body(client_for):
 # --- notifications --------------------------------------------------------------
 
 
-@needs_contract("notifications.selectors", "notifications_list")
 def test_notifications_default_to_pending(ops_api):
     pending = AdminNotificationFactory(severity="HIGH")
     AdminNotificationFactory(acknowledged_at=timezone.now())
@@ -393,7 +389,6 @@ def test_notifications_default_to_pending(ops_api):
     assert (row["acknowledged"], row["resolved"], row["severity"]) == (False, False, "HIGH")
 
 
-@needs_contract("notifications.selectors", "notifications_list")
 def test_notifications_filters(ops_api):
     critical = AdminNotificationFactory(severity="CRITICAL", notification_type="SYSTEM_ALERT")
     acked = AdminNotificationFactory(acknowledged_at=timezone.now())
@@ -408,7 +403,6 @@ def test_notifications_filters(ops_api):
     assert ids("acknowledged=true") == {acked.pk}
 
 
-@needs_contract("notifications.services", "notification_acknowledge")
 def test_acknowledge_records_who_and_the_comment(admin_api):
     notification = AdminNotificationFactory()
 
@@ -427,7 +421,6 @@ def test_acknowledge_records_who_and_the_comment(admin_api):
     assert notification.acknowledged_at is not None
 
 
-@needs_contract("notifications.services", "notification_acknowledge")
 def test_acknowledge_without_a_body(admin_api):
     notification = AdminNotificationFactory()
 
@@ -437,7 +430,6 @@ def test_acknowledge_without_a_body(admin_api):
     assert response.json()["notification"]["acknowledgement_comment"] == ""
 
 
-@needs_contract("notifications.services", "notification_resolve")
 def test_resolve_closes_the_notification(admin_api):
     notification = AdminNotificationFactory()
 

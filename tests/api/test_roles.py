@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from orders.roles import ADMIN, OPERATIONS, VIEWER
-from tests.api.conftest import assert_error, needs_contract
+from tests.api.conftest import assert_error
 from tests.factories import (
     AdminNotificationFactory,
     HealingActionFactory,
@@ -44,57 +44,31 @@ def _notification(action: str) -> Callable[[], str]:
     return make
 
 
-# name -> (method, url factory, allowed roles, contract mark or None)
+# name -> (method, url factory, allowed roles)
 OPERATOR = (ADMIN, OPERATIONS)
-ENDPOINTS: dict[str, tuple[str, Callable[[], str], tuple[str, ...], object]] = {
-    "stuck-orders": ("get", lambda: f"{BASE}/stuck-orders", OPERATOR, None),
-    "healing-actions": ("get", lambda: f"{BASE}/healing-actions", OPERATOR, None),
+ENDPOINTS: dict[str, tuple[str, Callable[[], str], tuple[str, ...]]] = {
+    "stuck-orders": ("get", lambda: f"{BASE}/stuck-orders", OPERATOR),
+    "healing-actions": ("get", lambda: f"{BASE}/healing-actions", OPERATOR),
     "healing-action": (
         "get",
         lambda: f"{BASE}/healing-actions/{HealingActionFactory().pk}",
         OPERATOR,
-        None,
     ),
-    "cycles": ("get", lambda: f"{BASE}/cycles", OPERATOR, None),
-    "cycle": ("get", lambda: f"{BASE}/cycles/{HealingCycleFactory().pk}", OPERATOR, None),
-    "notifications": (
-        "get",
-        lambda: f"{BASE}/notifications",
-        OPERATOR,
-        needs_contract("notifications.selectors", "notifications_list"),
-    ),
-    "rules": ("get", lambda: f"{BASE}/rules", OPERATOR, None),
-    "heal": ("post", _stuck_order_url, OPERATOR, None),
-    "run-cycle": ("post", lambda: f"{BASE}/run-cycle", OPERATOR, None),
-    "acknowledge": (
-        "post",
-        _notification("acknowledge"),
-        (ADMIN,),
-        needs_contract("notifications.services", "notification_acknowledge"),
-    ),
-    "resolve": (
-        "post",
-        _notification("resolve"),
-        (ADMIN,),
-        needs_contract("notifications.services", "notification_resolve"),
-    ),
-    "statistics": (
-        "get",
-        lambda: f"{BASE}/statistics?days=7",
-        (ADMIN, OPERATIONS, VIEWER),
-        needs_contract("healing.stats", "statistics_daily"),
-    ),
-    "kpis": (
-        "get",
-        lambda: f"{BASE}/kpis?days=7",
-        (ADMIN, OPERATIONS, VIEWER),
-        needs_contract("healing.stats", "kpis_evaluate"),
-    ),
+    "cycles": ("get", lambda: f"{BASE}/cycles", OPERATOR),
+    "cycle": ("get", lambda: f"{BASE}/cycles/{HealingCycleFactory().pk}", OPERATOR),
+    "notifications": ("get", lambda: f"{BASE}/notifications", OPERATOR),
+    "rules": ("get", lambda: f"{BASE}/rules", OPERATOR),
+    "heal": ("post", _stuck_order_url, OPERATOR),
+    "run-cycle": ("post", lambda: f"{BASE}/run-cycle", OPERATOR),
+    "acknowledge": ("post", _notification("acknowledge"), (ADMIN,)),
+    "resolve": ("post", _notification("resolve"), (ADMIN,)),
+    "statistics": ("get", lambda: f"{BASE}/statistics?days=7", (ADMIN, OPERATIONS, VIEWER)),
+    "kpis": ("get", lambda: f"{BASE}/kpis?days=7", (ADMIN, OPERATIONS, VIEWER)),
 }
 
 
 def _cases():
-    for name, (_, _, allowed, mark) in ENDPOINTS.items():
+    for name, (_, _, allowed) in ENDPOINTS.items():
         for role in (ADMIN, OPERATIONS, VIEWER, NO_ROLE, ANON):
             if role == ANON:
                 expected = 401
@@ -102,13 +76,12 @@ def _cases():
                 expected = 200
             else:
                 expected = 403
-            marks = [mark] if (mark is not None and expected == 200) else []
-            yield pytest.param(name, role, expected, marks=marks, id=f"{name}-{role}-{expected}")
+            yield pytest.param(name, role, expected, id=f"{name}-{role}-{expected}")
 
 
 @pytest.mark.parametrize(("endpoint", "role", "expected"), list(_cases()))
 def test_role_matrix(endpoint, role, expected, client_for, rules):
-    method, url_for, _, _ = ENDPOINTS[endpoint]
+    method, url_for, _ = ENDPOINTS[endpoint]
     url = url_for()
     client = client_for(role)
 
