@@ -100,3 +100,11 @@ def test_the_web_process_serves_the_swagger_assets_with_debug_off(client, settin
 
     assert response.status_code == 200
     assert "javascript" in response["Content-Type"]
+
+
+def test_token_endpoints_document_the_token_pair(schema):
+    for path in ("/api/v1/auth/token/", "/api/v1/auth/token/refresh/"):
+        ok = schema["paths"][path]["post"]["responses"]["200"]
+        assert ok["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/TokenPair"
+        }
