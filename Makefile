@@ -39,6 +39,14 @@ bench: $(VENV)/.installed
 	ALLOW_INSECURE_DEFAULTS=$${ALLOW_INSECURE_DEFAULTS:-true} \
 	$(PY) manage.py bench_healing $(BENCH_ARGS)
 
+# The fault-injection suite (docs/RELIABILITY.md) at full size: 2,000 stuck
+# orders per scenario, real workers, figures lines at the end and appended to
+# FAULTS_FIGURES_FILE. Needs PostgreSQL and Redis (redis-server for the broker
+# restart scenario); CI runs the same scenarios small through `make test`.
+FAULTS_FIGURES_FILE ?= /tmp/fault-figures.txt
+faults: $(VENV)/.installed
+	FAULTS_SCALE=full FAULTS_FIGURES_FILE=$(FAULTS_FIGURES_FILE) ./scripts/test.sh tests/faults $(PYTEST_ARGS)
+
 migrate: $(VENV)/.installed
 	$(PY) manage.py migrate --no-input
 
