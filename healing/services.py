@@ -24,9 +24,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Case, CharField, Count, F, OuterRef, Subquery, When
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
+from django.db.models import Case, CharField, Count, F, OuterRef, QuerySet, Subquery, When
 from django.db.models.functions import Coalesce
+from django.db.models.query import get_related_populators
 from django.utils import timezone
 
 from healing.metrics import metrics_rollup_after_cycle
@@ -209,29 +217,96 @@ def healing_initiate(
 # --- Execute ------------------------------------------------------------------
 
 
-def _load(healing_id: int) -> HealingAction | None:
+def _load_queryset() -> QuerySet[HealingAction]:
     """The healing, its order and vendor, and (for a reassignment) the best
     candidate vendor — one statement."""
     candidates = vendor_candidates(order_id=OuterRef("order_id"))
     reassigning = When(
         recovery_action=RecoveryAction.REASSIGN_VENDOR, then=Subquery(candidates.values("id")[:1])
     )
-    return (
-        HealingAction.objects.select_related("order", "order__vendor")
-        .annotate(
-            candidate_vendor_id=Case(reassigning, default=None),
-            candidate_webhook_url=Case(
-                When(
-                    recovery_action=RecoveryAction.REASSIGN_VENDOR,
-                    then=Subquery(candidates.values("webhook_url")[:1]),
-                ),
-                default=None,
-                output_field=CharField(),
+    return HealingAction.objects.select_related("order", "order__vendor").annotate(
+        candidate_vendor_id=Case(reassigning, default=None),
+        candidate_webhook_url=Case(
+            When(
+                recovery_action=RecoveryAction.REASSIGN_VENDOR,
+                then=Subquery(candidates.values("webhook_url")[:1]),
             ),
-        )
-        .filter(pk=healing_id)
-        .first()
+            default=None,
+            output_field=CharField(),
+        ),
     )
+
+
+# A pk no healing has: marks where the healing id goes in the compiled load.
+_LOAD_SENTINEL = -7_000_000_001
+
+
+@dataclass(frozen=True)
+class _LoadPlan:
+    """The load statement compiled once per process and database.
+
+    Building and compiling that queryset (two correlated candidate subqueries,
+    two joins) was over half of a healing's CPU time in a worker, for SQL that
+    only differs by the healing id. The rows are turned into model instances
+    the way Django's ModelIterable does, from the compiler's own column map.
+    """
+
+    sql: str
+    params: tuple[Any, ...]
+    id_index: int
+    compiler: Any
+    init_list: list[str]
+    fields: slice
+    populators: list[Any]
+    annotations: dict[str, int]
+    converters: dict[int, Any]
+
+    @classmethod
+    def compile(cls, alias: str) -> _LoadPlan:
+        compiler = _load_queryset().filter(pk=_LOAD_SENTINEL).query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        select, klass_info = compiler.select, compiler.klass_info
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        return cls(
+            sql=sql,
+            params=tuple(params),
+            id_index=list(params).index(_LOAD_SENTINEL),
+            compiler=compiler,
+            init_list=[column[0].target.attname for column in select[start:end]],
+            fields=slice(start, end),
+            populators=get_related_populators(klass_info, select, alias),
+            annotations=dict(compiler.annotation_col_map),
+            converters=compiler.get_converters([column[0] for column in select]),
+        )
+
+
+_load_plans: dict[tuple[str, str], _LoadPlan] = {}
+
+
+def _load(healing_id: int) -> HealingAction | None:
+    """The healing, its order and vendor, and (for a reassignment) the best
+    candidate vendor — one statement, compiled once per process."""
+    db = DEFAULT_DB_ALIAS
+    conn = connections[db]
+    key = (db, conn.vendor)
+    plan = _load_plans.get(key)
+    if plan is None:
+        plan = _load_plans[key] = _LoadPlan.compile(db)
+    params = list(plan.params)
+    params[plan.id_index] = healing_id
+    with conn.cursor() as cursor:
+        cursor.execute(plan.sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    if plan.converters:
+        row = next(iter(plan.compiler.apply_converters([row], plan.converters)))
+    healing = HealingAction.from_db(db, plan.init_list, row[plan.fields])
+    for populator in plan.populators:
+        populator.populate(row, healing)
+    for name, position in plan.annotations.items():
+        setattr(healing, name, row[position])
+    return healing
 
 
 def _claim(
