@@ -43,7 +43,9 @@
 
   function unit(kpi) {
     if (kpi.value === null || kpi.value === undefined) return "—";
-    return kpi.unit === "percent" ? kpi.value.toFixed(1) + " %" : kpi.value.toFixed(2) + " min";
+    if (kpi.unit === "percent") return kpi.value.toFixed(1) + " %";
+    // Sub-minute recoveries (the demo's) read better in seconds.
+    return kpi.value < 1 ? (kpi.value * 60).toFixed(1) + " s" : kpi.value.toFixed(2) + " min";
   }
 
   function drawKpis(kpis) {
