@@ -23,11 +23,13 @@ from demo.scenario import FORGETFUL, GHOST, RELIABLE, STALLER, World
 from orders import services
 from orders.errors import DomainError
 from orders.models import (
+    Buyer,
     MessageKind,
     MessageStatus,
     Order,
     OrderStatus,
     PaymentMethod,
+    Vendor,
     VendorMessage,
 )
 
@@ -124,8 +126,6 @@ class Simulator:
         vendor_ids = list(self.world.vendor_weights)
         weights = [self.world.vendor_weights[v] for v in vendor_ids]
         vendor_id = self.rng.choices(vendor_ids, weights=weights)[0]
-        from orders.models import Buyer, Vendor
-
         services.order_create(
             buyer=Buyer.objects.get(pk=self.rng.choice(self.world.buyer_ids)),
             total=Decimal(self.rng.randint(5_000, 250_000)) / 100,
