@@ -348,7 +348,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "healing.api.schema.RoleAutoSchema",
     "EXCEPTION_HANDLER": "healing.api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["healing.api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

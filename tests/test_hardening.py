@@ -119,12 +119,6 @@ def test_an_oversized_body_without_credentials_is_refused_before_it_is_read(clie
     assert response.status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="healing/api/errors.py exception_handler does not map Django's "
-    "RequestDataTooBig (a SuspiciousOperation) and answers 500; it should be 413 "
-    "(reported to the API owner - remove this marker with the fix)",
-)
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/api/v1/auth/token/", "/api/v1/self-healing/run-cycle"])
 def test_an_oversized_body_is_refused_cleanly(client, admin_user, path):

@@ -267,3 +267,39 @@ def test_project_500_handler_is_json_under_the_api(rf):
     assert response.status_code == 500
     assert response["Content-Type"] == "application/json"
     assert b'"server_error"' in response.content
+
+
+def _oversized(settings) -> str:
+    import json
+
+    return json.dumps({"comment": "a" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+
+
+@pytest.mark.parametrize("path", ["heal/{order}", "run-cycle"])
+def test_oversized_json_body_is_413(ops_api, stuck_order, settings, path):
+    url = f"{BASE}/{path.format(order=stuck_order.pk)}"
+
+    response = ops_api.post(url, data=_oversized(settings), content_type="application/json")
+
+    assert_error(response, 413, "payload_too_large")
+    assert not HealingAction.objects.exists()
+
+
+def test_oversized_body_read_through_request_body_is_413(client, admin_user, settings):
+    # With a session, CSRF checking reads request.body first: Django's own
+    # RequestDataTooBig must map to 413 as well.
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/api/v1/self-healing/run-cycle", data=_oversized(settings), content_type="application/json"
+    )
+
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_oversized_token_request_is_413(client, settings):
+    response = client.post(
+        "/api/v1/auth/token/", data=_oversized(settings), content_type="application/json"
+    )
+
+    assert_error(response, 413, "payload_too_large")
