@@ -23,7 +23,7 @@ class TokenPairSerializer(serializers.Serializer):
         "Exchange a username and password for an access token (short-lived) and a "
         "refresh token. Inactive users are refused."
     ),
-    responses={200: TokenPairSerializer, **error_responses(400, 401, 415, 429)},
+    responses={200: TokenPairSerializer, **error_responses(400, 401, 413, 415, 429)},
 )
 class TokenObtainApi(TokenObtainPairView):
     throttle_classes = [SettingsScopedThrottle]
@@ -35,7 +35,7 @@ class TokenObtainApi(TokenObtainPairView):
         "Exchange a refresh token for a new access token and a new refresh token; "
         "the old refresh token is blacklisted (rotation)."
     ),
-    responses={200: TokenPairSerializer, **error_responses(400, 401, 415, 429)},
+    responses={200: TokenPairSerializer, **error_responses(400, 401, 413, 415, 429)},
 )
 class TokenRefreshApi(TokenRefreshView):
     throttle_classes = [SettingsScopedThrottle]

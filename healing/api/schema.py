@@ -31,6 +31,7 @@ _ERROR_TEXT = {
     403: "Authenticated, but the role may not call this endpoint.",
     404: "No row with this id.",
     409: "The request conflicts with the current state (`error.message` says why).",
+    413: "The body is larger than `DATA_UPLOAD_MAX_MEMORY_SIZE`.",
     415: "The body is not `application/json`.",
     429: "Too many requests: retry after the `Retry-After` header.",
     503: "A dependency (database, broker) is unavailable.",

@@ -193,7 +193,10 @@ class HealOrderApi(APIView):
     @extend_schema(
         operation_id="heal_order",
         request=InputSerializer,
-        responses={200: OutputSerializer, **error_responses(400, *AUTH_ERRORS, 404, 409, 415, 429)},
+        responses={
+            200: OutputSerializer,
+            **error_responses(400, *AUTH_ERRORS, 404, 409, 413, 415, 429),
+        },
         examples=[
             seed_example(
                 "Seed example",
@@ -262,7 +265,7 @@ class RunCycleApi(APIView):
     @extend_schema(
         operation_id="run_cycle",
         request=None,
-        responses={200: OutputSerializer, **error_responses(*AUTH_ERRORS, 409, 415, 429)},
+        responses={200: OutputSerializer, **error_responses(*AUTH_ERRORS, 409, 413, 415, 429)},
         examples=[
             seed_example("Seed example", {"success": True, "result": {"healed": 5, "failed": 1}})
         ],
@@ -455,7 +458,7 @@ class NotificationAcknowledgeApi(APIView):
         request=InputSerializer,
         responses={
             200: NotificationResponseSerializer,
-            **error_responses(400, *AUTH_ERRORS, 404, 409, 415),
+            **error_responses(400, *AUTH_ERRORS, 404, 409, 413, 415),
         },
     )
     def post(self, request: Request, notification_id: int) -> Response:
@@ -487,7 +490,7 @@ class NotificationResolveApi(APIView):
         request=InputSerializer,
         responses={
             200: NotificationResponseSerializer,
-            **error_responses(400, *AUTH_ERRORS, 404, 409, 415),
+            **error_responses(400, *AUTH_ERRORS, 404, 409, 413, 415),
         },
     )
     def post(self, request: Request, notification_id: int) -> Response:
