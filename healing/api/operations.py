@@ -98,7 +98,10 @@ def healing_request(
                 "manual healing hit a transient error; handed to the worker",
                 extra={"healing_id": healing.pk, "error": str(exc)},
             )
-            heal_order.apply_async(args=(healing.pk, str(exc.token)), countdown=backoff_seconds(0))
+            # The inline attempt was the first: the task continues at retry 1.
+            heal_order.apply_async(
+                args=(healing.pk, str(exc.token)), countdown=backoff_seconds(0), retries=1
+            )
             retry_scheduled = True
     healing = HealingAction.objects.select_related("requested_by").get(pk=healing.pk)
     return HealReport(healing=healing, retry_scheduled=retry_scheduled)

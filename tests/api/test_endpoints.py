@@ -192,6 +192,8 @@ def test_heal_transient_failure_hands_the_retry_to_the_worker(ops_api, rules, mo
     args = apply_async.call_args.kwargs["args"]
     assert args == (healing.pk, str(healing.claim_token))
     assert apply_async.call_args.kwargs["countdown"] > 0
+    # The inline attempt counts: the worker continues at retry 1.
+    assert apply_async.call_args.kwargs["retries"] == 1
 
 
 def test_heal_returns_the_active_healing_instead_of_a_second_one(ops_api, rules):
