@@ -74,6 +74,7 @@ from orders.models import (
     REASSIGNABLE_STATUSES,
     MessageKind,
     Order,
+    OrderStatus,
     VendorMessage,
 )
 from orders.selectors import vendor_candidates
@@ -523,6 +524,19 @@ def _reassign(
     delivery = _send(healing, claim, gateway, offer)
     try:
         with transaction.atomic():
+            # The healing's own rows first, the reassignment (which ends on
+            # the new vendor's row, the one every concurrent reassignment
+            # wants) last, so that lock is held for the commit only. Any
+            # failure below rolls the result back with the reassignment.
+            _record_messages([delivery])
+            _finish(
+                healing,
+                claim,
+                status=RecoveryStatus.SUCCESS,
+                now=now,
+                new_vendor_id=candidate_id,
+                resulting_status=OrderStatus.PENDING,
+            )
             order_services.order_reassign_vendor(
                 order=order,
                 vendor=candidate_id,
@@ -531,15 +545,6 @@ def _reassign(
                 expected_status=healing.detected_status,
                 expected_clock=healing.episode_started_at,
                 now=now,
-            )
-            _record_messages([delivery])
-            _finish(
-                healing,
-                claim,
-                status=RecoveryStatus.SUCCESS,
-                now=now,
-                new_vendor_id=candidate_id,
-                resulting_status=order.status,
             )
     except OrderMovedOn:
         # The vendor acted while we were asking another one: keep its change,
@@ -775,6 +780,19 @@ def cycle_refresh_counts(*, cycle: HealingCycle) -> HealingCycle:
     )
     cycle.save(update_fields=["healed", "failed", "skipped", "escalated", "pending"])
     return cycle
+
+
+def cycles_refresh_pending(*, now: datetime | None = None) -> int:
+    """Recount recent cycles that still had healings in flight when they ended.
+
+    A cycle's row is written when it finishes dispatching, before its workers
+    finish; the per-minute job brings the counters up to date.
+    """
+    since = (now or timezone.now()) - timedelta(days=1)
+    cycles = list(HealingCycle.objects.filter(started_at__gte=since, pending__gt=0))
+    for cycle in cycles:
+        cycle_refresh_counts(cycle=cycle)
+    return len(cycles)
 
 
 def _default_dispatch(pairs: list[tuple[int, str]]) -> None:

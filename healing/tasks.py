@@ -22,6 +22,7 @@ from healing import metrics as healing_metrics
 from healing import prometheus
 from healing.services import (
     HealingTransientError,
+    cycles_refresh_pending,
     healing_cycle_run,
     healing_execute,
     healing_fail,
@@ -114,6 +115,7 @@ def metrics_rollup(days: int = 1) -> int:
     """Beat runs this every minute: recompute today's healing_metrics row, and
     keep /metrics' once-a-day cache of closed days warm."""
     rows = healing_metrics.metrics_rollup(days=days)
+    cycles_refresh_pending()
     prometheus.scrape_cache_warm()
     return len(rows)
 

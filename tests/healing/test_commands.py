@@ -70,3 +70,24 @@ def test_heal_order_refuses_a_fresh_order_without_action():
     order = OrderFactory(status="PENDING", stuck_minutes=1)
     with pytest.raises(CommandError, match="under its 30 min threshold"):
         run("heal_order", str(order.pk))
+
+
+def test_the_minute_job_brings_a_cycles_counters_up_to_date():
+    from healing.models import HealingCycle
+    from healing.services import healing_cycle_run
+    from healing.tasks import metrics_rollup
+
+    OrderFactory.create_batch(2, status="CONFIRMED", stuck_minutes=61)
+    sent: list = []
+    healing_cycle_run(trigger="CLI", dispatch=sent.extend)  # tasks "in flight"
+    cycle = HealingCycle.objects.get()
+    assert (cycle.pending, cycle.healed) == (2, 0)
+    from healing.services import healing_execute
+
+    for healing_id, token in sent:
+        healing_execute(healing_id=healing_id, token=token)
+
+    metrics_rollup()
+
+    cycle.refresh_from_db()
+    assert (cycle.pending, cycle.healed) == (0, 2)
