@@ -9,15 +9,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from healing.models import HealingAction, RecoveryStatus
+from healing.models import HealingAction
 from healing.services import (
+    ActionNotApplicable,
     HealingTransientError,
+    NotStuck,
     healing_cycle_run,
     healing_execute,
     healing_fail,
     healing_initiate,
-    NotStuck,
-    ActionNotApplicable,
 )
 from notifications.models import AdminNotification
 from orders import services as order_services
