@@ -68,6 +68,8 @@ def test_sigkill_of_pool_children_during_a_cycle(request):
         healing_cycle_run(trigger="BEAT")
         for k in range(kills):
             wait_for_progress(ids, total * (k + 1) // (kills + 2))
+            # The pool replaces a killed child within a second or so.
+            wait_until(worker.children, timeout=15)
             for child in random.sample(worker.children(), k=len(worker.children())):
                 try:
                     os.kill(child, signal.SIGKILL)
