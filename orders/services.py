@@ -322,9 +322,21 @@ def order_reassign_vendor(
             status_changed_at=now,
             vendor_id=new_vendor_id,
         )
+        _history(
+            order=order,
+            from_status=from_status,
+            to_status=OrderStatus.PENDING,
+            actor=actor,
+            reason=reason,
+            now=now,
+            from_vendor_id=old_vendor_id,
+            to_vendor_id=new_vendor_id,
+        )
         # One statement moves the order's load from the old vendor to the new
         # one; the capacity check sits in the WHERE so two concurrent
-        # reassignments cannot overfill a vendor.
+        # reassignments cannot overfill a vendor. It comes after the history
+        # row: concurrent reassignments all want the best-ranked vendor's row,
+        # so its lock should be held for as little as possible before commit.
         # The order's row lock (taken by the UPDATE above) serialises every
         # change to this order, so the "never had it" check cannot race.
         vendor_ids = [new_vendor_id] if old_vendor_id is None else [old_vendor_id, new_vendor_id]
@@ -367,16 +379,6 @@ def order_reassign_vendor(
             update_conflicts=True,
             unique_fields=["order", "vendor"],
             update_fields=["ended_at", "outcome"],
-        )
-        _history(
-            order=order,
-            from_status=from_status,
-            to_status=OrderStatus.PENDING,
-            actor=actor,
-            reason=reason,
-            now=now,
-            from_vendor_id=old_vendor_id,
-            to_vendor_id=new_vendor_id,
         )
     return order
 
