@@ -184,7 +184,7 @@ def test_no_secret_is_committed():
 
 def test_the_secret_scanner_catches_what_it_should():
     samples = [
-        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----BEGIN RSA " + "PRIVATE KEY-----",
         "AKIA" + "ABCDEFGHIJKLMNOP",
         "postgres://app:" + "hunter2hunter2@db/x",
         "xoxb-" + "1234567890-abcdef",
