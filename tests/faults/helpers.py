@@ -448,8 +448,11 @@ LOG_DIR = Path(os.environ.get("FAULTS_LOG_DIR", "/tmp/fault-worker-logs"))
 
 
 def worker_log(request) -> Path:
-    """A fresh worker log per scenario, kept after the run for a post-mortem."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    path = LOG_DIR / f"{request.node.name}.log"
+    """A fresh worker log per scenario, kept after the run for a post-mortem.
+    One folder per test process: runs by several people on one machine must
+    not count each other's deliveries."""
+    folder = LOG_DIR / str(os.getpid())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{request.node.name}.log"
     path.unlink(missing_ok=True)
     return path
