@@ -341,8 +341,15 @@ def order_reassign_vendor(
         # change to this order, so the "never had it" check cannot race.
         vendor_ids = [new_vendor_id] if old_vendor_id is None else [old_vendor_id, new_vendor_id]
         had_order = VendorAssignment.objects.filter(order_id=order.pk, vendor_id=OuterRef("pk"))
+        # Both rows are locked in id order by a FOR UPDATE subquery of the
+        # same statement: locked in scan order, two reassignments moving
+        # orders in opposite directions between the same two vendors
+        # deadlock (bench_healing hit it at 10k concurrent healings).
+        in_id_order = (
+            Vendor.objects.filter(pk__in=vendor_ids).order_by("pk").select_for_update().values("pk")
+        )
         moved = (
-            Vendor.objects.filter(pk__in=vendor_ids)
+            Vendor.objects.filter(pk__in=in_id_order)
             .filter(
                 Q(pk=old_vendor_id)
                 | Q(pk=new_vendor_id, is_active=True, open_orders__lt=F("capacity"))
