@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import psycopg.errors
 
 from orders.gateway import WORKFLOW_STEP
 
@@ -57,7 +58,8 @@ UPDATE orders SET stuck_since = %s, updated_at = %s WHERE id = %s AND status = %
 """
 VENDOR_MOVE = """
 UPDATE vendors SET open_orders = open_orders + CASE WHEN id = %s THEN 1 ELSE -1 END
-WHERE id = ANY(%s) AND (id = %s OR (id = %s AND is_active AND open_orders < capacity
+WHERE id IN (SELECT id FROM vendors WHERE id = ANY(%s) ORDER BY id FOR UPDATE)
+  AND (id = %s OR (id = %s AND is_active AND open_orders < capacity
     AND NOT EXISTS (SELECT 1 FROM vendor_assignments a
                     WHERE a.order_id = %s AND a.vendor_id = vendors.id)))
 """
@@ -199,7 +201,15 @@ def raw_heal_all(
     def run(conn: psycopg.Connection) -> None:
         try:
             while (healing_id := work.get()) is not None:
-                outcome = heal_one(conn, healing_id, lease_seconds=lease_seconds)
+                # A deadlock or serialization failure is retried at once, as
+                # the Celery task retries a transient database error.
+                for attempt in range(5):
+                    try:
+                        outcome = heal_one(conn, healing_id, lease_seconds=lease_seconds)
+                        break
+                    except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                        if attempt == 4:
+                            raise
                 with lock:
                     outcomes[outcome] = outcomes.get(outcome, 0) + 1
                 if progress is not None:
