@@ -179,3 +179,13 @@ def open_condition_keys(*, prefix: str) -> list[str]:
             resolved_at__isnull=True, dedup_key__startswith=prefix
         ).values_list("dedup_key", flat=True)
     )
+
+
+def notification_get(*, notification_id: int) -> AdminNotification | None:
+    if not 0 < notification_id < 2**63:
+        return None
+    return (
+        AdminNotification.objects.select_related("acknowledged_by", "resolved_by")
+        .filter(pk=notification_id)
+        .first()
+    )

@@ -14,9 +14,9 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from healing.api import selectors
+from healing import selectors
 from healing.api.errors import ApiNotFound, error_body
-from healing.api.operations import cycle_run_and_wait, healing_request, health_check
+from healing.api.operations import health_check, order_get_or_404
 from healing.api.permissions import IsAdmin, IsOperator, IsViewer
 from healing.api.schema import ErrorSerializer, error_responses, seed_example
 from healing.api.serializers import (
@@ -29,10 +29,19 @@ from healing.api.serializers import (
 from healing.api.throttles import SettingsScopedThrottle
 from healing.models import CycleStatus, IssueType, RecoveryAction, RecoveryStatus, Trigger
 from healing.selectors import stuck_orders_detect
+from healing.services import cycle_run_and_wait, healing_request
 from healing.stats import kpis_evaluate, statistics_daily
 from notifications.models import NotificationType, Severity
-from notifications.selectors import notifications_list
+from notifications.selectors import notification_get, notifications_list
 from notifications.services import notification_acknowledge, notification_resolve
+
+
+def _notification_or_404(notification_id: int):
+    notification = notification_get(notification_id=notification_id)
+    if notification is None:
+        raise ApiNotFound(f"notification {notification_id} does not exist", field="id")
+    return notification
+
 
 AUTH_ERRORS = (401, 403)
 
@@ -208,7 +217,7 @@ class HealOrderApi(APIView):
     def post(self, request: Request, order_id: int) -> Response:
         data = body_input(self.InputSerializer, request)
         report = healing_request(
-            order_id=order_id,
+            order=order_get_or_404(order_id=order_id),
             requested_by=request.user,
             issue_type=data.get("issueType"),
             recovery_action=data.get("recoveryAction"),
@@ -463,11 +472,11 @@ class NotificationAcknowledgeApi(APIView):
     )
     def post(self, request: Request, notification_id: int) -> Response:
         data = body_input(self.InputSerializer, request)
-        notification = selectors.notification_get(notification_id=notification_id)
+        notification = _notification_or_404(notification_id)
         notification_acknowledge(
             notification=notification, user=request.user, comment=data.get("comment", "")
         )
-        notification = selectors.notification_get(notification_id=notification_id)
+        notification = _notification_or_404(notification_id)
         return Response(
             NotificationResponseSerializer({"success": True, "notification": notification}).data
         )
@@ -495,11 +504,11 @@ class NotificationResolveApi(APIView):
     )
     def post(self, request: Request, notification_id: int) -> Response:
         data = body_input(self.InputSerializer, request)
-        notification = selectors.notification_get(notification_id=notification_id)
+        notification = _notification_or_404(notification_id)
         notification_resolve(
             notification=notification, user=request.user, note=data.get("note", "")
         )
-        notification = selectors.notification_get(notification_id=notification_id)
+        notification = _notification_or_404(notification_id)
         return Response(
             NotificationResponseSerializer({"success": True, "notification": notification}).data
         )
