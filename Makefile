@@ -39,7 +39,7 @@ bench: $(VENV)/.installed
 	ALLOW_INSECURE_DEFAULTS=$${ALLOW_INSECURE_DEFAULTS:-true} \
 	$(PY) manage.py bench_healing $(BENCH_ARGS)
 
-# The fault-injection suite (docs/RELIABILITY.md) at full size: 2,000 stuck
+# The fault-injection suite (README "Reliability") at full size: 2,000 stuck
 # orders per scenario, real workers, figures lines at the end and appended to
 # FAULTS_FIGURES_FILE. Needs PostgreSQL and Redis (redis-server for the broker
 # restart scenario); CI runs the same scenarios small through `make test`.
