@@ -32,6 +32,7 @@ def health_check() -> dict[str, dict[str, Any]]:
         checks["database"] = {"ok": True, "detail": connection.vendor}
     except Exception as exc:  # any failure means "not healthy", never a 500
         checks["database"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+    checks["cycles"] = _cycles_check()
     if not settings.CELERY_BROKER_URL:
         checks["broker"] = {"ok": True, "detail": "none configured: tasks run in-process"}
         return checks
@@ -44,3 +45,23 @@ def health_check() -> dict[str, dict[str, Any]]:
     except Exception as exc:  # a broker that does not answer is "unhealthy"
         checks["broker"] = {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
     return checks
+
+
+def _cycles_check() -> dict[str, Any]:
+    """Is beat alive? The sweep's beat-down alert is scheduled by beat itself, so
+    a dead beat must be visible from outside: here, and in /metrics."""
+    from django.utils import timezone
+
+    from notifications.selectors import cycle_interval_seconds, last_cycle_started_at
+
+    try:
+        last = last_cycle_started_at()
+        interval = cycle_interval_seconds()
+    except Exception as exc:  # the database check reports the cause
+        return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"[:300]}
+    if last is None:
+        return {"ok": True, "detail": "no cycle has run yet"}
+    age = (timezone.now() - last).total_seconds()
+    # Three missed intervals, as the beat-down alert counts them.
+    ok = age <= 3 * interval
+    return {"ok": ok, "detail": f"last cycle started {age:.0f} s ago (interval {interval} s)"}

@@ -551,8 +551,36 @@ def test_health_needs_no_token_and_checks_database_and_broker(settings):
     assert response.status_code == 200
     body = response.json()
     assert body["success"] is True and body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "broker"}
+    assert set(body["checks"]) == {"database", "broker", "cycles"}
     assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["cycles"] == {"ok": True, "detail": "no cycle has run yet"}
+
+
+def test_health_is_503_when_no_cycle_ran_for_three_intervals(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from healing.models import HealingCycle
+
+    settings.CELERY_BROKER_URL = ""
+    settings.HEALING_CYCLE_INTERVAL_SECONDS = 300
+    from django_celery_beat.models import PeriodicTask
+
+    PeriodicTask.objects.filter(task="healing.tasks.run_cycle").delete()  # use the setting
+    cycle = HealingCycle.objects.create(
+        started_at=timezone.now() - timedelta(seconds=899), trigger="BEAT", status="FINISHED"
+    )
+    assert APIClient().get("/api/v1/health").status_code == 200
+
+    HealingCycle.objects.filter(pk=cycle.pk).update(
+        started_at=timezone.now() - timedelta(seconds=901)
+    )
+    response = APIClient().get("/api/v1/health")
+
+    assert response.status_code == 503
+    assert "cycles" in response.json()["error"]["message"]
+    assert response.json()["checks"]["cycles"]["ok"] is False
 
 
 def test_health_ignores_a_bad_token():
