@@ -19,8 +19,8 @@ from django.db.models.functions import TruncDate
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from healing.models import HealingAction, HealingCycle, RecoveryStatus
-from healing.selectors import stuck_orders_detect
+from healing.models import HealingAction, RecoveryStatus
+from healing.selectors import cycles_list, stuck_orders_detect
 from healing.stats import kpis_evaluate, recovery_percentiles, statistics_daily, window_start
 from notifications.models import SEVERITY_RANK, AdminNotification, Severity
 from orders.roles import ADMIN, OPERATIONS
@@ -198,22 +198,25 @@ def open_notifications(*, limit: int = 10) -> dict[str, Any]:
 
 
 def last_cycles(*, limit: int = 10) -> list[dict[str, Any]]:
-    fields = (
-        "id",
-        "started_at",
-        "trigger",
-        "status",
-        "detected",
-        "dispatched",
-        "healed",
-        "failed",
-        "skipped",
-        "escalated",
-        "guard_tripped",
-        "duration_ms",
-    )
-    rows = HealingCycle.objects.order_by("-started_at").values(*fields)[:limit]
-    return [{**row, "started_at": row["started_at"].isoformat()} for row in rows]
+    """The newest cycles with their outcomes counted now, as the API's list
+    shows them (a cycle's own counters lag while its healings finish)."""
+    return [
+        {
+            "id": cycle.id,
+            "started_at": cycle.started_at.isoformat(),
+            "trigger": cycle.trigger,
+            "status": cycle.status,
+            "detected": cycle.detected,
+            "dispatched": cycle.dispatched,
+            "healed": cycle.healed_now,
+            "failed": cycle.failed_now,
+            "skipped": cycle.skipped_now,
+            "escalated": cycle.escalated_now,
+            "guard_tripped": cycle.guard_tripped,
+            "duration_ms": cycle.duration_ms,
+        }
+        for cycle in cycles_list()[:limit]
+    ]
 
 
 def dashboard_data(*, role: str | None, days: int = 14, now: datetime | None = None) -> dict:

@@ -193,3 +193,17 @@ def test_chart_library_is_shipped_as_a_static_file_with_its_licence():
     with open(script, encoding="utf-8") as fh:
         assert "Chart.js v4" in fh.read(200)
     assert finders.find("dashboard/dashboard.js")
+
+
+@pytest.mark.django_db
+def test_last_cycles_count_outcomes_from_the_healings_not_the_lagging_row():
+    from dashboard.selectors import last_cycles
+    from tests.factories import HealingActionFactory, HealingCycleFactory
+
+    cycle = HealingCycleFactory(healed=0, failed=0)  # written before its healings finished
+    HealingActionFactory(cycle=cycle, recovery_status="SUCCESS")
+    HealingActionFactory(cycle=cycle, recovery_status="FAILED")
+
+    (row,) = last_cycles()
+
+    assert (row["id"], row["healed"], row["failed"]) == (cycle.pk, 1, 1)
