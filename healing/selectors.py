@@ -55,10 +55,6 @@ def rules_enabled() -> list[StuckRule]:
     return list(StuckRule.objects.filter(enabled=True).order_by("threshold_minutes"))
 
 
-def rule_for_status(status: str) -> StuckRule | None:
-    return StuckRule.objects.filter(status=status).first()
-
-
 def attempts_subquery(order_ref: OuterRef | int) -> Subquery:
     """Earlier SUCCESS / FAILED / MANUAL_REQUIRED healings since the last manual resolution."""
     # Nested one level deeper: "the same order as the healing being counted".
@@ -219,12 +215,6 @@ def order_on_manual_hold(*, order_id: int) -> bool:
     return HealingAction.objects.filter(
         order_id=order_id, recovery_status=RecoveryStatus.MANUAL_REQUIRED, resolved_at__isnull=True
     ).exists()
-
-
-def active_healing_for_order(*, order_id: int) -> HealingAction | None:
-    return HealingAction.objects.filter(
-        order_id=order_id, recovery_status__in=ACTIVE_STATUSES
-    ).first()
 
 
 def healing_history(*, order_id: int, limit: int = 20) -> list[dict]:

@@ -117,10 +117,6 @@ class Outcome:
     status: str  # a RecoveryStatus, or "STALE" when this call did nothing
     detail: str = ""
 
-    @property
-    def acted(self) -> bool:
-        return self.status != "STALE"
-
 
 # --- Initiate -----------------------------------------------------------------
 
