@@ -80,28 +80,13 @@ class BenchWorker:
         self._log = self.log_path.open("ab")
         self._ready_from = self.log_path.stat().st_size
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed args
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-I",
-                "bench.hooks",
-                "-Q",
-                self.queues,
-                "-P",
-                self.pool,
-                "-c",
-                str(self.concurrency),
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "INFO",
-                "-n",
-                f"{self.name}@%h",
-            ],
+            worker_argv(
+                name=self.name,
+                pool=self.pool,
+                concurrency=self.concurrency,
+                queues=self.queues,
+                imports=("bench.hooks",),
+            ),
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
@@ -113,19 +98,9 @@ class BenchWorker:
 
     def wait_ready(self, timeout: float = 60) -> None:
         assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited: {self._tail()}")
-            with self.log_path.open("rb") as handle:
-                handle.seek(self._ready_from)
-                if b"ready." in handle.read():
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"worker {self.name} not ready after {timeout:.0f}s: {self._tail()}")
-
-    def _tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-2000:]
+        wait_ready(
+            self.process, self.log_path, since=self._ready_from, timeout=timeout, label=self.name
+        )
 
     def pids(self) -> list[int]:
         """The main process and its pool children (prefork forks them)."""
@@ -193,3 +168,44 @@ class WorkerGroup:
         for worker in self.workers:
             peaks.update(worker.peak_rss_mb())
         return peaks
+
+
+def worker_argv(
+    *, name: str, pool: str, concurrency: int, queues: str, imports: tuple[str, ...] = ()
+) -> list[str]:
+    """The ``celery worker`` command line the Procfile's worker runs, with a
+    pool, a concurrency, queues and a node name of the caller's choosing."""
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker"]
+    for module in imports:
+        argv += ["-I", module]
+    return [
+        *argv,
+        "-Q", queues,
+        "-P", pool,
+        "-c", str(concurrency),
+        "--without-gossip",
+        "--without-mingle",
+        "-l", "INFO",
+        "-n", f"{name}@%h",
+    ]  # fmt: skip
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes], log_path: Path, *, since: int, timeout: float, label: str
+) -> None:
+    """Wait until the worker logs "ready." after byte ``since`` of its log (a
+    log reused across restarts must not count an earlier start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker {label} exited: {_tail(log_path)}")
+        with log_path.open("rb") as handle:
+            handle.seek(since)
+            if b"ready." in handle.read():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"worker {label} not ready after {timeout:.0f}s: {_tail(log_path)}")
+
+
+def _tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-3000:]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from django.conf import settings
+
+from bench.workers import wait_ready, worker_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,45 +62,22 @@ class Worker:
 
     def start(self, timeout: float = 30) -> Worker:
         self.log = self.log_path.open("ab")
+        since = self.log_path.stat().st_size
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                self.queues,
-                "-P",
-                self.pool,
-                "-c",
-                str(self.concurrency),
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "INFO",
-                "-n",
-                f"test-{os.getpid()}-{id(self)}@%h",
-            ],
+            worker_argv(
+                name=f"test-{os.getpid()}-{id(self)}",
+                pool=self.pool,
+                concurrency=self.concurrency,
+                queues=self.queues,
+            ),
             cwd=ROOT,
             env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._wait_ready(timeout)
+        wait_ready(self.process, self.log_path, since=since, timeout=timeout, label="test")
         return self
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-            if b"ready." in self.log_path.read_bytes():
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
 
     def children(self) -> list[int]:
         out = subprocess.run(
