@@ -1,6 +1,6 @@
 """What the dashboard shows, read through the same selectors as the API.
 
-Stuck orders come from ``healing.selectors.stuck_orders_detect``; outcomes,
+Stuck orders come from ``healing.detection.stuck_orders_detect``; outcomes,
 success rates and KPIs from ``healing.stats`` (``statistics_daily`` and
 ``kpis_evaluate``, the code behind ``GET /statistics`` and the KPI endpoint),
 so a number on the dashboard is the number the API and the seed's SQL give.
@@ -19,8 +19,9 @@ from django.db.models.functions import TruncDate
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from healing.detection import stuck_orders_detect
 from healing.models import HealingAction, RecoveryStatus
-from healing.selectors import cycles_list, stuck_orders_detect
+from healing.selectors import cycles_list
 from healing.stats import kpis_evaluate, recovery_percentiles, statistics_daily, window_start
 from notifications.models import SEVERITY_RANK, AdminNotification, Severity
 from orders.roles import ADMIN, OPERATIONS

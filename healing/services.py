@@ -37,6 +37,12 @@ from django.db.models.functions import Coalesce
 from django.db.models.query import get_related_populators
 from django.utils import timezone
 
+from healing.detection import (
+    expired_active_healings,
+    open_orders_count,
+    order_attempts,
+    stuck_orders_detect,
+)
 from healing.metrics import metrics_rollup_after_cycle
 from healing.models import (
     ACTIVE_STATUSES,
@@ -50,13 +56,7 @@ from healing.models import (
     StuckRule,
     Trigger,
 )
-from healing.selectors import (
-    expired_active_healings,
-    healing_history,
-    open_orders_count,
-    order_attempts,
-    stuck_orders_detect,
-)
+from healing.selectors import healing_history
 from notifications.content import healing_failed_content, manual_required_content
 from notifications.models import NotificationType, Severity
 from notifications.services import notification_raise, notification_resolve_condition

@@ -111,7 +111,7 @@ RETURNS TABLE (
     redispatch_healing_id bigint
 )
 LANGUAGE sql STABLE AS $body$
-    -- What the next cycle will act on (healing.selectors.stuck_orders_detect):
+    -- What the next cycle will act on (healing.detection.stuck_orders_detect):
     -- stuck, not being healed (an expired lease is re-dispatched, its id
     -- given), not on manual hold.
     SELECT s.order_id, s.order_number, s.status, s.issue_type, s.stuck_minutes,

@@ -27,8 +27,8 @@ from healing.api.serializers import (
     id_field,
 )
 from healing.api.throttles import SettingsScopedThrottle
+from healing.detection import stuck_orders_detect
 from healing.models import CycleStatus, IssueType, RecoveryAction, RecoveryStatus, Trigger
-from healing.selectors import stuck_orders_detect
 from healing.services import cycle_run_and_wait, healing_request
 from healing.stats import kpis_evaluate, statistics_daily
 from notifications.models import NotificationType, Severity

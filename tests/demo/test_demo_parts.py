@@ -22,8 +22,8 @@ from demo.scenario import (
     demo_rules_restore,
 )
 from demo.simulator import GatewayWeather, Simulator
+from healing.detection import stuck_orders_detect
 from healing.models import HealingCycle, StuckRule, Trigger
-from healing.selectors import stuck_orders_detect
 from orders import services
 from orders.models import Order, OrderStatusChange, VendorMessage
 

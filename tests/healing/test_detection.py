@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from healing.detection import stuck_orders_detect
 from healing.models import RecoveryStatus, StuckRule
-from healing.selectors import stuck_orders_detect
 from healing.services import healing_manual_resolve
 from tests.factories import HealingActionFactory, OrderFactory
 
@@ -112,7 +112,7 @@ def test_limit_bounds_the_result():
 
 @pytest.mark.postgres
 def test_detection_plan_uses_the_partial_index_and_never_scans_orders():
-    from healing.selectors import _stuck_queryset
+    from healing.detection import _stuck_queryset
 
     OrderFactory.create_batch(3, status="PENDING", stuck_minutes=31)
     rule = StuckRule.objects.get(status="PENDING")

@@ -186,7 +186,7 @@ def test_retry_workflow_resends_the_step_and_restarts_the_clock(status, step, ga
     assert (change.from_status, change.to_status) == (status, status)
     assert order.pk not in {
         row.order_id
-        for row in __import__("healing.selectors", fromlist=["x"]).stuck_orders_detect()
+        for row in __import__("healing.detection", fromlist=["x"]).stuck_orders_detect()
     }
 
 

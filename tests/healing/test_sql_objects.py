@@ -11,9 +11,9 @@ import time_machine
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from healing.detection import stuck_orders_detect
 from healing.metrics import metrics_rollup
 from healing.models import HealingAction, StuckRule
-from healing.selectors import stuck_orders_detect
 from healing.services import healing_cycle_run
 from healing.stats import statistics_daily
 from orders.models import Order, OrderStatusChange

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from healing.detection import order_on_manual_hold
 from healing.models import HealingAction, RecoveryStatus
-from healing.selectors import order_on_manual_hold
 from healing.services import healing_cycle_run
 from notifications.models import AdminNotification
 from notifications.selectors import notifications_list

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from healing.detection import order_on_manual_hold
 from healing.models import RecoveryStatus
-from healing.selectors import order_on_manual_hold
 from notifications.models import AdminNotification
 from tests.factories import AdminNotificationFactory, HealingActionFactory, OrderFactory
 

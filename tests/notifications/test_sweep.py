@@ -10,8 +10,8 @@ from django.core import mail
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+from healing.detection import order_on_manual_hold
 from healing.models import RecoveryStatus
-from healing.selectors import order_on_manual_hold
 from healing.services import healing_cycle_run
 from notifications.models import AdminNotification, NotificationDelivery
 from notifications.services import notification_raise, notifications_sweep_run

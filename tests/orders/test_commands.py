@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from healing.selectors import stuck_orders_detect
+from healing.detection import stuck_orders_detect
 from orders.models import CreditEntry, Order, OrderStatusChange, Vendor, VendorAssignment
 from orders.roles import user_role
 

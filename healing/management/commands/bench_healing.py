@@ -47,8 +47,8 @@ from tqdm import tqdm
 from bench import dataset
 from bench.rawsql import raw_heal_all
 from bench.workers import BenchWorker, OutcomeLog, WorkerGroup
+from healing.detection import stuck_orders_detect
 from healing.models import Trigger
-from healing.selectors import stuck_orders_detect
 from healing.services import HealingTransientError, healing_cycle_run, healing_execute
 from healing.tasks import dispatch_healings, heal_order, noop
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from healing.selectors import stuck_orders_detect
+from healing.detection import stuck_orders_detect
 
 
 class Command(BaseCommand):

@@ -1,0 +1,222 @@
+"""The one definition of "stuck" (DESIGN.md "Healing flow", "Attempts").
+
+An order is stuck when it has sat in a status longer than its rule's
+threshold, has no live active healing and is not on manual hold. Everything
+that asks "is this order stuck?" — the cycle, the operator's heal request, the
+API and dashboard lists, the statistics, the seed's SQL view (tested against
+this module) and the benchmark — asks here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import (
+    Count,
+    DateTimeField,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from healing.models import (
+    ACTIVE_STATUSES,
+    ATTEMPT_STATUSES,
+    HealingAction,
+    RecoveryStatus,
+    StuckRule,
+)
+from orders.models import OPEN_STATUSES, Order
+
+# Before any resolution: attempts are counted from the beginning of time.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class StuckOrder:
+    """One row of the seed's ``stuck_orders_view``."""
+
+    order_id: int
+    order_number: str
+    status: str
+    issue_type: str
+    stuck_since: datetime
+    stuck_minutes: int
+    attempts: int
+    recommended_action: str
+    active_healing_count: int
+    # An active healing whose lease expired: re-dispatched, not re-created.
+    expired_healing_id: int | None
+    vendor_id: int | None
+    dry_run: bool
+
+
+def rules_enabled() -> list[StuckRule]:
+    return list(StuckRule.objects.filter(enabled=True).order_by("threshold_minutes"))
+
+
+def attempts_subquery(order_ref: OuterRef | int) -> Subquery:
+    """Earlier SUCCESS / FAILED / MANUAL_REQUIRED healings since the last manual resolution."""
+    # Nested one level deeper: "the same order as the healing being counted".
+    last_resolution = (
+        HealingAction.objects.filter(order_id=OuterRef("order_id"), resolved_at__isnull=False)
+        .order_by("-resolved_at")
+        .values("resolved_at")[:1]
+    )
+    counted = (
+        HealingAction.objects.filter(
+            order_id=order_ref,
+            recovery_status__in=ATTEMPT_STATUSES,
+            created_at__gt=Coalesce(
+                Subquery(last_resolution, output_field=DateTimeField()),
+                Value(_EPOCH, output_field=DateTimeField()),
+            ),
+        )
+        .order_by()
+        .values("order_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def _stuck_queryset(*, rule: StuckRule, now: datetime) -> QuerySet[Order]:
+    """Orders past ``rule``'s threshold: ``status = S AND stuck_since < cutoff``,
+    a range scan of the partial index orders_open_stuck_idx (finished orders
+    are not in it, so the table's size does not matter)."""
+    cutoff = now - timedelta(minutes=rule.threshold_minutes)
+    return (
+        Order.objects.filter(status=rule.status, stuck_since__lt=cutoff)
+        .order_by("stuck_since", "id")
+        .values_list("id", "number", "stuck_since", "vendor_id")
+    )
+
+
+@dataclass
+class _HealingState:
+    active_id: int | None = None
+    active_live: bool = False
+    on_hold: bool = False
+    last_resolution: datetime | None = None
+    attempt_times: list[datetime] = field(default_factory=list)
+
+    def attempts(self) -> int:
+        if not self.attempt_times:
+            return 0
+        since = self.last_resolution or _EPOCH
+        return sum(1 for created in self.attempt_times if created > since)
+
+
+def _healing_states(*, rule: StuckRule, now: datetime) -> dict[int, _HealingState]:
+    """What the healings of the rule's candidate orders say about them.
+
+    Joined on the same range of the same partial index as the candidates
+    (no list of ids to send back), then by order id into healing_actions.
+    SKIPPED healings are never read: they are neither attempts nor active, and
+    a long guard trip can leave many of them.
+    """
+    cutoff = now - timedelta(minutes=rule.threshold_minutes)
+    rows = (
+        HealingAction.objects.filter(order__status=rule.status, order__stuck_since__lt=cutoff)
+        .exclude(recovery_status=RecoveryStatus.SKIPPED)
+        .order_by()
+        .values_list(
+            "id", "order_id", "recovery_status", "created_at", "resolved_at", "lease_expires_at"
+        )
+    )
+    states: dict[int, _HealingState] = {}
+    for healing_id, order_id, status, created, resolved, lease in rows:
+        state = states.setdefault(order_id, _HealingState())
+        if status in ACTIVE_STATUSES:
+            state.active_id = healing_id
+            state.active_live = lease is None or lease >= now
+        if status == RecoveryStatus.MANUAL_REQUIRED and resolved is None:
+            state.on_hold = True
+        if resolved is not None and (
+            state.last_resolution is None or resolved > state.last_resolution
+        ):
+            state.last_resolution = resolved
+        if status in ATTEMPT_STATUSES:
+            state.attempt_times.append(created)
+    return states
+
+
+def stuck_orders_detect(
+    *, now: datetime | None = None, rules: list[StuckRule] | None = None, limit: int | None = None
+) -> list[StuckOrder]:
+    """Every stuck order: past its rule's threshold, not being healed (an active
+    healing whose lease expired is reported for re-dispatch), not on manual hold.
+
+    Two indexed queries per rule — the orders' range scan, then their healings
+    by order id — so the cost grows with the number of stuck orders, not with
+    the size of the orders table or the depth of healing history.
+    """
+    now = now or timezone.now()
+    rules = rules_enabled() if rules is None else rules
+    found: list[StuckOrder] = []
+    for rule in rules:
+        candidates = list(_stuck_queryset(rule=rule, now=now))
+        states = _healing_states(rule=rule, now=now)
+        empty = _HealingState()
+        for order_id, number, stuck_since, vendor_id in candidates:
+            state = states.get(order_id, empty)
+            if state.on_hold or state.active_live:
+                continue
+            attempts = state.attempts()
+            found.append(
+                StuckOrder(
+                    order_id=order_id,
+                    order_number=number,
+                    status=rule.status,
+                    issue_type=rule.issue_type,
+                    stuck_since=stuck_since,
+                    stuck_minutes=int((now - stuck_since).total_seconds() // 60),
+                    attempts=attempts,
+                    recommended_action=rule.action_for_attempt(attempts),
+                    active_healing_count=1 if state.active_id else 0,
+                    expired_healing_id=state.active_id,
+                    vendor_id=vendor_id,
+                    dry_run=rule.dry_run,
+                )
+            )
+            if limit is not None and len(found) >= limit:
+                return found
+    return found
+
+
+def expired_active_healings(*, now: datetime) -> list[int]:
+    """Active healings whose lease ran out: their task was lost (invariant 7).
+
+    Read from the partial index on active leases, whatever the order's state,
+    so a lost manual or ``auto_heal_order()`` healing is picked up too.
+    """
+    return list(
+        HealingAction.objects.filter(recovery_status__in=ACTIVE_STATUSES, lease_expires_at__lt=now)
+        .order_by()
+        .values_list("id", flat=True)
+    )
+
+
+def open_orders_count() -> int:
+    return Order.objects.filter(status__in=OPEN_STATUSES).count()
+
+
+def order_attempts(*, order_id: int) -> int:
+    return (
+        Order.objects.filter(pk=order_id)
+        .annotate(attempts=attempts_subquery(OuterRef("pk")))
+        .values_list("attempts", flat=True)
+        .first()
+        or 0
+    )
+
+
+def order_on_manual_hold(*, order_id: int) -> bool:
+    return HealingAction.objects.filter(
+        order_id=order_id, recovery_status=RecoveryStatus.MANUAL_REQUIRED, resolved_at__isnull=True
+    ).exists()
