@@ -65,6 +65,8 @@ class SkipReason(models.TextChoices):
     GUARD = "GUARD", "Blast-radius guard"
     DRY_RUN = "DRY_RUN", "Dry run"
     ORDER_CLOSED = "ORDER_CLOSED", "Order already finished"
+    VENDOR_CIRCUIT_OPEN = "VENDOR_CIRCUIT_OPEN", "Vendor circuit open"
+    SILENCED = "SILENCED", "Silenced"
 
 
 class Trigger(models.TextChoices):
@@ -74,6 +76,10 @@ class Trigger(models.TextChoices):
     CLI = "CLI", "Command line"
     SQL = "SQL", "auto_heal_order()"
     DEMO = "DEMO", "Demo scheduler"
+    VENDOR_DECLINED = "VENDOR_DECLINED", "Vendor declined"
+    REDRIVE = "REDRIVE", "Operator redrive"
+    OPERATOR = "OPERATOR", "Operator manual action"
+    SWEEP = "SWEEP", "Lease sweeper"
 
 
 class StuckRule(models.Model):
@@ -210,7 +216,7 @@ class HealingAction(models.Model):
     recovery_status = models.CharField(
         max_length=16, choices=RecoveryStatus.choices, default=RecoveryStatus.PENDING
     )
-    skip_reason = models.CharField(max_length=16, choices=SkipReason.choices, blank=True)
+    skip_reason = models.CharField(max_length=24, choices=SkipReason.choices, blank=True)
     recovery_attempted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     recovery_duration_seconds = models.FloatField(null=True, blank=True)
