@@ -1,7 +1,7 @@
 """What the dashboard shows, read through the same selectors as the API.
 
 Stuck orders come from ``healing.detection.stuck_orders_detect``; outcomes,
-success rates and KPIs from ``healing.stats`` (``statistics_daily`` and
+success rates and KPIs from ``healing.reports`` (``statistics_daily`` and
 ``kpis_evaluate``, the code behind ``GET /statistics`` and the KPI endpoint),
 so a number on the dashboard is the number the API and the seed's SQL give.
 Which panels a user gets follows DESIGN.md's role matrix: VIEWER sees the
@@ -21,8 +21,10 @@ from django.utils import timezone
 
 from healing.detection import stuck_orders_detect
 from healing.models import HealingAction, RecoveryStatus
+from healing.reports.kpis import kpis_evaluate
+from healing.reports.measures import recovery_percentiles, window_start
+from healing.reports.statistics import statistics_daily
 from healing.selectors import cycles_list
-from healing.stats import kpis_evaluate, recovery_percentiles, statistics_daily, window_start
 from notifications.models import SEVERITY_RANK, AdminNotification, Severity
 from orders.roles import ADMIN, OPERATIONS
 
@@ -98,7 +100,7 @@ def recovery_time_trend(*, days: int, now: datetime) -> dict[str, Any]:
     """p50 / p95 recovery time per day, in seconds, of the SUCCESS healings.
 
     Percentiles cannot be summed from per-group rows, so this asks
-    ``healing.stats.recovery_percentiles`` per day over the same window and
+    ``healing.reports.measures.recovery_percentiles`` per day over the same window and
     definitions ``statistics_daily`` uses (day of ``issue_detected_at``).
     """
     labels = [day.isoformat() for day in _days(days, now)]

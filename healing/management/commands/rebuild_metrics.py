@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from healing.metrics import metrics_rollup
+from healing.reports.rollup import metrics_rollup
 
 
 class Command(BaseCommand):

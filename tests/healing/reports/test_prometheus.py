@@ -11,10 +11,11 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from healing.models import HealingAction, HealingCycle
-from healing.prometheus import RECOVERY_BUCKETS, address_allowed, metrics_render
+from healing.prometheus import address_allowed
+from healing.reports.prometheus import RECOVERY_BUCKETS, metrics_render
 from healing.services import healing_cycle_run
 from tests.factories import AdminNotificationFactory, OrderFactory, VendorFactory
-from tests.healing.metrics_data import NOW, healing_make
+from tests.healing.reports.metrics_data import NOW, healing_make
 
 pytestmark = pytest.mark.django_db
 
@@ -303,7 +304,7 @@ def test_the_minute_task_warms_the_closed_days_cache():
     from django.utils import timezone
 
     from healing import tasks
-    from healing.stats import window_start
+    from healing.reports.measures import window_start
 
     boundary = window_start(days=2, now=timezone.now()).date().isoformat()
     assert cache.get(f"healing:prometheus:closed:v2:{boundary}") is None

@@ -7,19 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from healing.stats import (
-    kpi_met,
-    kpis_evaluate,
+from healing.reports.kpis import kpi_met, kpis_evaluate
+from healing.reports.measures import percentile, window_start
+from healing.reports.statistics import (
     most_common_status,
-    percentile,
     statistics_by_issue_type,
     statistics_by_vendor,
     statistics_daily,
     stuck_orders_summary,
-    window_start,
 )
 from tests.factories import OrderFactory
-from tests.healing.metrics_data import NOW, healing_make, mixed_healings
+from tests.healing.reports.metrics_data import NOW, healing_make, mixed_healings
 
 pytestmark = pytest.mark.django_db
 

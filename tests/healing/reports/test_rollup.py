@@ -14,8 +14,8 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from healing import tasks
-from healing.metrics import metrics_rollup
 from healing.models import HealingAction, HealingMetric
+from healing.reports.rollup import metrics_rollup
 from healing.services import healing_cycle_run, healing_execute, healing_initiate
 from tests.factories import (
     AdminNotificationFactory,
@@ -23,7 +23,7 @@ from tests.factories import (
     OrderFactory,
     VendorFactory,
 )
-from tests.healing.metrics_data import NOW, mixed_healings
+from tests.healing.reports.metrics_data import NOW, mixed_healings
 
 pytestmark = pytest.mark.django_db
 
@@ -227,7 +227,7 @@ def test_a_failing_rollup_never_fails_the_cycle(monkeypatch, caplog):
     def broken(**kwargs):
         raise RuntimeError("metrics table locked")
 
-    monkeypatch.setattr("healing.metrics.metrics_rollup", broken)
+    monkeypatch.setattr("healing.reports.rollup.metrics_rollup", broken)
     OrderFactory(status="CONFIRMED", stuck_minutes=61)
 
     result = healing_cycle_run(trigger="CLI")
