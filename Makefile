@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint run bench faults migrate clean
+.PHONY: demo test lint run bench faults migrate clean install
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,9 @@ demo: $(VENV)/.installed
 	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --no-input -v 0
 	DEBUG=$${DEBUG:-true} $(PY) manage.py demo
 
+# lint-imports first: it takes seconds and a broken layer fails fast.
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports --no-logo
 	./scripts/test.sh $(PYTEST_ARGS)
 
 # The full stack (web, worker, beat, flower) against PostgreSQL and Redis.
@@ -26,8 +28,14 @@ run: $(VENV)/.installed
 	$(PY) manage.py migrate --no-input
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho start web worker beat flower
 
+# Style, format, the architecture's import contracts and the types. mypy's
+# django plugin imports config.settings: DEBUG=true lets it load with no
+# environment (it never touches a database).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
+	DEBUG=true $(VENV)/bin/mypy .
 
 # The benchmark (docs/BENCHMARK.md) in a database and a Redis DB index of its
 # own: it replaces that database's data, so a DATABASE_URL exported for your
