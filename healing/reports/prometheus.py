@@ -7,21 +7,32 @@ need prometheus multiprocess mode and a shared directory per machine). Rows
 in PostgreSQL are the single source of truth (invariant 9), so any worker
 answers a scrape with the same, complete numbers.
 
+Counters only ever go up: each counts rows by a timestamp that is written
+once, together with the state the counter counts, and never changes after:
+
+- detections by ``issue_detected_at`` (the healing row's creation);
+- outcomes and the recovery histogram by ``completed_at`` (written in the
+  same UPDATE that makes the healing final);
+- notifications by ``created_at``;
+- cycles by ``started_at``, *finished* cycles only (FINISHED, FAILED,
+  ABANDONED); a RUNNING cycle is the ``healing_cycle_running`` gauge.
+
 Every query is bounded and indexed:
 
-- counters and histograms (monotonic totals since the beginning) = a *closed*
-  part, rows detected (notifications created, cycles started) before 00:00
-  UTC yesterday, computed once per day and kept in the cache (Redis in
+- counters and histograms = a *closed* part, rows stamped before 00:00 UTC
+  yesterday, computed once per day and kept in the cache (Redis in
   production, shared by all workers), plus a *live* part, the last one to two
   days, an index range scan (``healing_detected_idx``,
-  ``notification_created_idx``, ``healing_cycle_started_idx``);
+  ``healing_completed_idx``, ``notification_created_idx``,
+  ``healing_cycle_started_idx``). The closed part cannot change once its
+  day is over, so a worker that computes it later (or after an eviction)
+  gets the same numbers, and scrapes never stutter between workers;
 - gauges read partial indexes: stuck orders per rule (``orders_open_stuck_idx``),
-  active healings (``healing_status_idx``), unacknowledged notifications
+  active healings (``healing_status_idx``), pending notifications
   (``notification_pending_idx``), the last cycle (``healing_cycle_started_idx``).
 
-A healing detected before yesterday that ends later reaches the outcome
-counters when the closed part is next recomputed (the following day); leases
-are minutes long, so this is rare.
+(The only lag: a cycle that started before yesterday and was still running
+when the closed part was computed is counted from the next day on.)
 """
 
 from __future__ import annotations
@@ -48,10 +59,12 @@ from healing.models import (
     HealingCycle,
     IssueType,
     RecoveryAction,
+    RecoveryStatus,
 )
 from healing.reports.measures import recovery_seconds, window_start
 from healing.reports.statistics import stuck_orders_summary
 from notifications.models import AdminNotification, NotificationType, Severity
+from notifications.selectors import notifications_list
 
 # Recovery time (completed - detected of SUCCESS healings), seconds. The
 # seed's target is 5 minutes; the cycle runs every 5 minutes.
@@ -59,7 +72,7 @@ RECOVERY_BUCKETS: tuple[float, ...] = (10, 30, 60, 120, 300, 600, 900, 1800, 360
 # Healing cycle duration, seconds.
 CYCLE_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 CLOSED_CACHE_SECONDS = 2 * 24 * 3600
-_CACHE_PREFIX = "healing:prometheus:closed:v2"
+_CACHE_PREFIX = "healing:prometheus:closed:v3"
 
 Counts = dict[str, dict[tuple, float]]
 
@@ -67,10 +80,15 @@ Counts = dict[str, dict[tuple, float]]
 # --- Counting one slice of history -------------------------------------------
 
 
-def _healing_counts(healings: QuerySet[HealingAction]) -> Counts:
+def _detection_counts(healings: QuerySet[HealingAction]) -> Counts:
     detections = healings.order_by().values_list("issue_type").annotate(n=Count("id"))
+    return {"detections": {(issue_type,): n for issue_type, n in detections}}
+
+
+def _outcome_counts(completed: QuerySet[HealingAction]) -> Counts:
+    """Final outcomes and the recovery histogram of healings completed in the slice."""
     outcomes = (
-        healings.filter(recovery_status__in=FINAL_STATUSES)
+        completed.filter(recovery_status__in=FINAL_STATUSES)
         .order_by()
         .values_list("recovery_action", "recovery_status")
         .annotate(n=Count("id"))
@@ -82,14 +100,12 @@ def _healing_counts(healings: QuerySet[HealingAction]) -> Counts:
         for i, bound in enumerate(RECOVERY_BUCKETS)
     }
     histogram = (
-        healings.filter(recovery_status="SUCCESS", completed_at__isnull=False)
+        completed.filter(recovery_status=RecoveryStatus.SUCCESS)
         .order_by()
         .values("recovery_action")
         .annotate(count=Count("id"), sum=Sum(recovery_seconds()), **bucket_counts)
     )
-    out: Counts = {"detections": {}, "healings": {}, "recovery": {}}
-    for issue_type, n in detections:
-        out["detections"][(issue_type,)] = n
+    out: Counts = {"healings": {}, "recovery": {}}
     for action, status, n in outcomes:
         out["healings"][(action, status)] = n
     for row in histogram:
@@ -111,7 +127,12 @@ def _notification_counts(notifications: QuerySet[AdminNotification]) -> Counts:
 
 
 def _cycle_counts(cycles: QuerySet[HealingCycle]) -> Counts:
-    by_status = cycles.order_by().values_list("status").annotate(n=Count("id"))
+    by_status = (
+        cycles.exclude(status=CycleStatus.RUNNING)
+        .order_by()
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
     finished = cycles.filter(status=CycleStatus.FINISHED, duration_ms__isnull=False)
     durations = finished.aggregate(
         count=Count("id"),
@@ -130,21 +151,20 @@ def _cycle_counts(cycles: QuerySet[HealingCycle]) -> Counts:
 
 
 def _slice(*, before: datetime | None = None, since: datetime | None = None) -> Counts:
-    healings = HealingAction.objects.all()
-    notifications = AdminNotification.objects.all()
-    cycles = HealingCycle.objects.all()
-    if before is not None:
-        healings = healings.filter(issue_detected_at__lt=before)
-        notifications = notifications.filter(created_at__lt=before)
-        cycles = cycles.filter(started_at__lt=before)
-    if since is not None:
-        healings = healings.filter(issue_detected_at__gte=since)
-        notifications = notifications.filter(created_at__gte=since)
-        cycles = cycles.filter(started_at__gte=since)
+    """Counts of the rows stamped in ``[since, before)``, each by its own stamp."""
+
+    def stamped(queryset: QuerySet, field: str) -> QuerySet:
+        if before is not None:
+            queryset = queryset.filter(**{f"{field}__lt": before})
+        if since is not None:
+            queryset = queryset.filter(**{f"{field}__gte": since})
+        return queryset
+
     return {
-        **_healing_counts(healings),
-        **_notification_counts(notifications),
-        **_cycle_counts(cycles),
+        **_detection_counts(stamped(HealingAction.objects.all(), "issue_detected_at")),
+        **_outcome_counts(stamped(HealingAction.objects.all(), "completed_at")),
+        **_notification_counts(stamped(AdminNotification.objects.all(), "created_at")),
+        **_cycle_counts(stamped(HealingCycle.objects.all(), "started_at")),
     }
 
 
@@ -243,9 +263,13 @@ class HealingCollector:
         yield notifications
 
         cycles = CounterMetricFamily(
-            "healing_cycles", "Healing cycles started, by final status.", labels=["status"]
+            "healing_cycles",
+            "Healing cycles that ended, by final status (a running one is healing_cycle_running).",
+            labels=["status"],
         )
         for status in CycleStatus.values:
+            if status == CycleStatus.RUNNING:
+                continue
             cycles.add_metric([status], counts["cycles"].get((status,), 0))
         yield cycles
 
@@ -269,13 +293,13 @@ class HealingCollector:
             labels=["status"],
         )
         oldest = GaugeMetricFamily(
-            "healing_stuck_order_oldest_minutes",
-            "Age of the oldest stuck order's stuck clock, minutes, by status.",
+            "healing_stuck_order_oldest_seconds",
+            "Age of the oldest stuck order's stuck clock, seconds, by status.",
             labels=["status"],
         )
         for row in stuck_orders_summary(now=now):
             stuck.add_metric([row.status], row.count)
-            oldest.add_metric([row.status], row.oldest_minutes or 0)
+            oldest.add_metric([row.status], row.oldest_seconds or 0)
         yield stuck
         yield oldest
 
@@ -305,14 +329,11 @@ class HealingCollector:
 
         pending = GaugeMetricFamily(
             "healing_admin_notifications_pending",
-            "Admin notifications not acknowledged yet, by severity.",
+            "Pending admin notifications (neither acknowledged nor resolved), by severity.",
             labels=["severity"],
         )
         unacknowledged = dict(
-            AdminNotification.objects.filter(acknowledged_at__isnull=True)
-            .order_by()
-            .values_list("severity")
-            .annotate(n=Count("id"))
+            notifications_list().order_by().values_list("severity").annotate(n=Count("id"))
         )
         for severity in Severity.values:
             pending.add_metric([severity], unacknowledged.get(severity, 0))

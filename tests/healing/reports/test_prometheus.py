@@ -83,7 +83,9 @@ def test_metrics_after_a_cycle_expose_the_named_series(metrics_settings):
     )
     assert metrics[("healing_stuck_orders", _l(status="ACCEPTED"))] == 1
     assert metrics[("healing_stuck_orders", _l(status="PENDING"))] == 0
-    assert metrics[("healing_stuck_order_oldest_minutes", _l(status="ACCEPTED"))] == 150
+    oldest = metrics[("healing_stuck_order_oldest_seconds", _l(status="ACCEPTED"))]
+    assert 150 * 60 <= oldest < 151 * 60  # seconds, the base unit
+    assert not [name for name, _ in metrics if name.endswith("_minutes")]
     cycle = HealingCycle.objects.get(pk=result.cycle_id)
     assert metrics[("healing_cycle_last_duration_seconds", ())] == pytest.approx(
         cycle.duration_ms / 1000
@@ -307,9 +309,74 @@ def test_the_minute_task_warms_the_closed_days_cache():
     from healing.reports.measures import window_start
 
     boundary = window_start(days=2, now=timezone.now()).date().isoformat()
-    assert cache.get(f"healing:prometheus:closed:v2:{boundary}") is None
+    assert cache.get(f"healing:prometheus:closed:v3:{boundary}") is None
 
     tasks.metrics_rollup.apply()
 
-    closed = cache.get(f"healing:prometheus:closed:v2:{boundary}")
+    closed = cache.get(f"healing:prometheus:closed:v3:{boundary}")
     assert closed is not None and set(closed) >= {"detections", "healings", "cycles"}
+
+
+def test_cycles_counter_counts_ended_cycles_only_and_never_goes_down():
+    """Issue 20 item 2: a RUNNING cycle is a gauge, not a counter sample."""
+    from tests.factories import HealingCycleFactory
+
+    HealingCycleFactory(status="FINISHED", duration_ms=50.0)
+    before = samples(metrics_render().decode())
+    running = HealingCycleFactory(status="RUNNING", duration_ms=None, finished_at=None)
+    during = samples(metrics_render().decode())
+    HealingCycle.objects.filter(pk=running.pk).update(status="FINISHED", duration_ms=80.0)
+    after = samples(metrics_render().decode())
+
+    def total(metrics):
+        return sum(v for (name, _), v in metrics.items() if name == "healing_cycles_total")
+
+    assert ("healing_cycles_total", _l(status="RUNNING")) not in during
+    assert (total(before), total(during), total(after)) == (1, 1, 2)
+    assert (during[("healing_cycle_running", ())], after[("healing_cycle_running", ())]) == (1, 0)
+
+
+def test_an_outcome_counts_when_it_completes_whatever_the_cache_holds():
+    """Issue 20 item 2: healing_healings_total does not stutter between
+    workers whose closed-days caches were filled at different times."""
+    series = ("healing_healings_total", _l(action="REASSIGN_VENDOR", outcome="SUCCESS"))
+    with time_machine.travel(NOW, tick=False):
+        late = healing_make(  # detected before the cached days, still running
+            detected_at=NOW - timedelta(days=4),
+            issue_type="STUCK_PENDING",
+            action="REASSIGN_VENDOR",
+            status="IN_PROGRESS",
+        )
+        first = samples(metrics_render().decode())  # fills the closed-days cache
+        HealingAction.objects.filter(pk=late.pk).update(
+            recovery_status="SUCCESS", completed_at=NOW - timedelta(minutes=1)
+        )
+        warm = samples(metrics_render().decode())  # a worker with the old cache
+        cache.clear()
+        cold = samples(metrics_render().decode())  # a worker that computes it now
+        again = samples(metrics_render().decode())
+
+    assert first[series] == 0
+    assert warm[series] == cold[series] == again[series] == 1
+    assert warm == cold
+
+
+def test_the_closed_days_never_change_after_the_fact():
+    """What the cache holds for a closed day is what a fresh computation gives later."""
+    series = ("healing_healings_total", _l(action="RETRY_WORKFLOW", outcome="FAILED"))
+    with time_machine.travel(NOW, tick=False):
+        for days_ago in (3, 6):
+            healing_make(
+                detected_at=NOW - timedelta(days=days_ago),
+                issue_type="STUCK_CONFIRMED",
+                action="RETRY_WORKFLOW",
+                status="FAILED",
+                seconds=30,
+            )
+        scrapes = []
+        for _ in range(3):
+            scrapes.append(samples(metrics_render().decode()))
+            cache.clear()
+
+    assert [s[series] for s in scrapes] == [2, 2, 2]
+    assert scrapes[0] == scrapes[1] == scrapes[2]
