@@ -21,11 +21,12 @@ from django.utils import timezone
 
 from healing.detection import stuck_orders_detect
 from healing.models import HealingAction, RecoveryStatus
-from healing.reports.kpis import kpis_evaluate
+from healing.reports.kpis import kpi_target, kpis_evaluate, success_rate
 from healing.reports.measures import recovery_percentiles, window_start
 from healing.reports.statistics import statistics_daily
 from healing.selectors import cycles_list
-from notifications.models import SEVERITY_RANK, AdminNotification, Severity
+from notifications.models import SEVERITY_RANK, Severity
+from notifications.selectors import notifications_list
 from orders.roles import ADMIN, OPERATIONS
 
 # Stacked in this order, bottom to top.
@@ -36,7 +37,6 @@ OUTCOME_KEYS: tuple[tuple[str, str], ...] = (
     ("skipped_recoveries", "Skipped"),
     ("active", "In progress"),
 )
-SUCCESS_TARGET = 90.0
 STUCK_STATUSES: tuple[str, ...] = ("PENDING", "CONFIRMED", "ACCEPTED", "PROCESSING")
 # Detection is index-driven but returns rows; a dashboard needs a count, and
 # past this many the panel says "at least".
@@ -66,8 +66,8 @@ def outcomes_per_day(*, days: int, now: datetime) -> dict[str, Any]:
     """Healing outcomes per day (stacked chart) and the daily success rate.
 
     Summed from ``statistics_daily`` rows (one per day, issue type and
-    action); the success rate is DESIGN.md's SUCCESS / (SUCCESS + FAILED +
-    MANUAL_REQUIRED), None on a day with no attempt.
+    action); the success rate is ``healing.reports.kpis.success_rate``, None
+    on a day with no attempt, against the KPI table's target.
     """
     labels = [day.isoformat() for day in _days(days, now)]
     totals: dict[str, dict[str, int]] = {label: defaultdict(int) for label in labels}
@@ -76,23 +76,22 @@ def outcomes_per_day(*, days: int, now: datetime) -> dict[str, Any]:
             continue
         for key, _ in OUTCOME_KEYS:
             totals[row["date"]][key] += row[key] or 0
-    success_rate: list[float | None] = []
-    for label in labels:
-        day = totals[label]
-        attempted = (
-            day["successful_recoveries"] + day["failed_recoveries"] + day["manual_interventions"]
+    rates = [
+        success_rate(
+            successful=totals[label]["successful_recoveries"],
+            failed=totals[label]["failed_recoveries"],
+            manual=totals[label]["manual_interventions"],
         )
-        success_rate.append(
-            round(100.0 * day["successful_recoveries"] / attempted, 2) if attempted else None
-        )
+        for label in labels
+    ]
     return {
         "labels": labels,
         "series": [
             {"key": key, "label": label, "data": [totals[day][key] for day in labels]}
             for key, label in OUTCOME_KEYS
         ],
-        "success_rate": success_rate,
-        "success_target": SUCCESS_TARGET,
+        "success_rate": rates,
+        "success_target": kpi_target("healing_success_rate").target,
     }
 
 
@@ -157,11 +156,10 @@ def _admin_url(name: str, *args: Any) -> str | None:
 
 
 def open_notifications(*, limit: int = 10) -> dict[str, Any]:
-    """Unacknowledged, unresolved notifications: counts by severity and the
+    """Pending notifications (``notifications_list()``'s default, the API's
+    list too: neither acknowledged nor resolved): counts by severity and the
     most severe / newest ones, each with its admin link."""
-    pending = AdminNotification.objects.filter(
-        acknowledged_at__isnull=True, resolved_at__isnull=True
-    )
+    pending = notifications_list()
     counts = dict(
         pending.order_by()
         .values_list("severity")

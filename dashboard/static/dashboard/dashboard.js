@@ -10,6 +10,8 @@
     successful_recoveries: "#2e7d32", failed_recoveries: "#c62828",
     manual_interventions: "#ef6c00", skipped_recoveries: "#90a4ae", active: "#1565c0",
   };
+  // Not an outcome's colour: a stuck order is not (yet) "manual required".
+  const STUCK_COLOR = "#00838f";
   const KPI_LABELS = {
     healing_success_rate: "Healing success rate",
     avg_recovery_time_minutes: "Average recovery time",
@@ -44,8 +46,12 @@
   function unit(kpi) {
     if (kpi.value === null || kpi.value === undefined) return "—";
     if (kpi.unit === "percent") return kpi.value.toFixed(1) + " %";
-    // Sub-minute recoveries (the demo's) read better in seconds.
-    return kpi.value < 1 ? (kpi.value * 60).toFixed(1) + " s" : kpi.value.toFixed(2) + " min";
+    // Sub-minute recoveries (the demo's) read better in seconds: from the
+    // unrounded mean (value is rounded to 0.01 min, so 0.3 s would read 0.0 s).
+    const seconds = kpi.value_seconds !== undefined && kpi.value_seconds !== null ? kpi.value_seconds : kpi.value * 60;
+    if (seconds < 10) return seconds.toFixed(2) + " s";
+    if (seconds < 60) return seconds.toFixed(1) + " s";
+    return (seconds / 60).toFixed(2) + " min";
   }
 
   function drawKpis(kpis) {
@@ -93,8 +99,8 @@
       data: {
         labels: recovery.labels,
         datasets: [
-          { label: "p50 (s)", data: recovery.p50_seconds, borderColor: "#1565c0", backgroundColor: "#1565c0", spanGaps: true },
-          { label: "p95 (s)", data: recovery.p95_seconds, borderColor: "#6a1b9a", backgroundColor: "#6a1b9a", spanGaps: true },
+          { label: "median (s)", data: recovery.p50_seconds, borderColor: "#1565c0", backgroundColor: "#1565c0", spanGaps: true },
+          { label: "95th percentile (s)", data: recovery.p95_seconds, borderColor: "#6a1b9a", backgroundColor: "#6a1b9a", spanGaps: true },
         ],
       },
       options: { scales: { y: { beginAtZero: true, title: { display: true, text: "seconds" } } } },
@@ -104,7 +110,7 @@
   function drawStuck(stuck) {
     upsertChart("chart-stuck", {
       type: "bar",
-      data: { labels: stuck.labels, datasets: [{ label: "Stuck, awaiting healing", data: stuck.counts, backgroundColor: "#ef6c00" }] },
+      data: { labels: stuck.labels, datasets: [{ label: "Stuck, awaiting healing", data: stuck.counts, backgroundColor: STUCK_COLOR }] },
       options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
     document.getElementById("stuck-total").textContent = (stuck.truncated ? "≥ " : "") + stuck.total + " total";
