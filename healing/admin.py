@@ -5,6 +5,20 @@ from django.contrib import admin
 from healing.models import HealingAction, HealingCycle, HealingMetric, StuckRule
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Audit rows (DESIGN.md invariants 9 and 13): viewed with a Close button,
+    never added, saved or deleted from the admin."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(StuckRule)
 class StuckRuleAdmin(admin.ModelAdmin):
     list_display = (
@@ -20,7 +34,7 @@ class StuckRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(HealingAction)
-class HealingActionAdmin(admin.ModelAdmin):
+class HealingActionAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "order",
@@ -46,15 +60,12 @@ class HealingActionAdmin(admin.ModelAdmin):
     show_full_result_count = False
     date_hierarchy = "issue_detected_at"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
 
 
 @admin.register(HealingCycle)
-class HealingCycleAdmin(admin.ModelAdmin):
+class HealingCycleAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "started_at",
@@ -71,15 +82,12 @@ class HealingCycleAdmin(admin.ModelAdmin):
     )
     list_filter = ("trigger", "status", "guard_tripped")
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
 
 
 @admin.register(HealingMetric)
-class HealingMetricAdmin(admin.ModelAdmin):
+class HealingMetricAdmin(ReadOnlyAdmin):
     list_display = (
         "metric_date",
         "total_stuck_orders_detected",
@@ -90,9 +98,6 @@ class HealingMetricAdmin(admin.ModelAdmin):
         "avg_recovery_time_seconds",
         "p95_recovery_time_seconds",
     )
-
-    def has_add_permission(self, request) -> bool:
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]

@@ -11,15 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.views.decorators.http import require_POST
 
+from notifications.admin_details import details_html, timestamp_display
 from notifications.models import AdminNotification, NotificationDelivery
 from notifications.services import notification_acknowledge, notification_resolve
 
@@ -45,13 +46,35 @@ class AcknowledgedFilter(_YesNoFilter):
 
 
 class ResolvedFilter(_YesNoFilter):
+    """Unresolved by default: the list opens on what still needs a human.
+
+    "All" (resolved=all) shows every notification, resolved ones included.
+    """
+
     title = "resolved"
     parameter_name = "resolved"
     field_name = "resolved_at"
+    default = "no"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("no", "No (default)"), ("yes", "Yes"), ("all", "All")]
+
+    def value(self) -> str:
+        return super().value() or self.default
+
+    def choices(self, changelist: Any) -> Any:
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
 
 
 class DeliveryInline(admin.TabularInline):
     model = NotificationDelivery
+    verbose_name = "delivery"
+    verbose_name_plural = "Notification deliveries"
     extra = 0
     can_delete = False
     fields = ("round", "channel", "status", "attempts", "last_error", "last_attempt_at")
@@ -65,28 +88,27 @@ class DeliveryInline(admin.TabularInline):
         return False
 
 
-def _dl(rows: list[tuple[str, Any]]) -> SafeString:
-    return format_html(
-        "<dl>{}</dl>",
-        format_html_join("", "<dt><b>{}</b></dt><dd>{}</dd>", ((k, v) for k, v in rows if v)),
-    )
+TITLE_CHARS = 70
+
+
+TITLE_CHARS = 70
 
 
 @admin.register(AdminNotification)
 class AdminNotificationAdmin(admin.ModelAdmin):
     list_display = (
         "id",
-        "severity",
+        "severity_badge",
         "notification_type",
-        "title",
+        "title_short",
         "order_link",
         "occurrences",
         "sent",
         "acknowledged",
         "resolved",
-        "created_at",
+        "created",
     )
-    list_display_links = ("id", "title")
+    list_display_links = ("id", "title_short")
     list_filter = (
         "notification_type",
         "severity",
@@ -149,7 +171,26 @@ class AdminNotificationAdmin(admin.ModelAdmin):
         # Notifications are the audit trail (DESIGN.md invariant 9).
         return False
 
+    class Media:
+        css = {"all": ("notifications/admin.css",)}
+
     # --- Columns and rendered details.
+
+    @admin.display(description="severity", ordering="severity")
+    def severity_badge(self, obj: AdminNotification) -> str:
+        return format_html(
+            '<span class="severity severity-{}">{}</span>',
+            obj.severity.lower(),
+            obj.get_severity_display(),
+        )
+
+    @admin.display(description="title", ordering="title")
+    def title_short(self, obj: AdminNotification) -> str:
+        return Truncator(obj.title).chars(TITLE_CHARS)
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: AdminNotification) -> str:
+        return format_html('<span class="nowrap">{}</span>', timestamp_display(obj.created_at))
 
     @admin.display(boolean=True, ordering="acknowledged_at")
     def acknowledged(self, obj: AdminNotification) -> bool:
@@ -164,7 +205,7 @@ class AdminNotificationAdmin(admin.ModelAdmin):
         if obj.order_id is None:
             return "-"
         url = reverse("admin:orders_order_change", args=[obj.order_id])
-        return format_html('<a href="{}">{}</a>', url, obj.order.number)
+        return format_html('<a class="nowrap" href="{}">{}</a>', url, obj.order.number)
 
     @admin.display(description="links")
     def links(self, obj: AdminNotification) -> str:
@@ -182,64 +223,7 @@ class AdminNotificationAdmin(admin.ModelAdmin):
 
     @admin.display(description="details")
     def details_display(self, obj: AdminNotification) -> str:
-        details = dict(obj.details or {})
-        order = details.pop("order", None) or {}
-        history = details.pop("history", None) or []
-        parts = []
-        if order:
-            parts.append(
-                _dl(
-                    [
-                        ("Order", f"{order.get('order_number')} (id {order.get('order_id')})"),
-                        ("Status", details.pop("current_status", order.get("status"))),
-                        (
-                            "Stuck",
-                            f"{order.get('stuck_minutes')} min since {order.get('stuck_since')}",
-                        ),
-                        ("Vendor", order.get("vendor_id")),
-                        ("Buyer", order.get("buyer_id")),
-                        ("Payment", f"{order.get('payment_method')} {order.get('total')}"),
-                    ]
-                )
-            )
-            details.pop("stuck_minutes", None)
-        parts.append(
-            _dl(
-                [
-                    (key.replace("_", " ").capitalize(), value)
-                    for key, value in details.items()
-                    if not isinstance(value, dict | list)
-                ]
-            )
-        )
-        if history:
-            parts.append(
-                format_html(
-                    "<table><thead><tr><th>Healing</th><th>Detected</th><th>Action</th>"
-                    "<th>Status</th><th>Retries</th><th>Error</th></tr></thead>"
-                    "<tbody>{}</tbody></table>",
-                    format_html_join(
-                        "",
-                        '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td>'
-                        "<td>{}</td><td>{}</td></tr>",
-                        (
-                            (
-                                reverse("admin:healing_healingaction_change", args=[row["id"]]),
-                                row["id"],
-                                row.get("issue_detected_at", ""),
-                                row.get("recovery_action", ""),
-                                row.get("recovery_status", "")
-                                + (f" ({row['skip_reason']})" if row.get("skip_reason") else ""),
-                                row.get("retry_count", ""),
-                                row.get("error_message", ""),
-                            )
-                            for row in history
-                            if "id" in row
-                        ),
-                    ),
-                )
-            )
-        return format_html("{}", format_html_join("", "{}", ((p,) for p in parts)))
+        return details_html(obj.details)
 
     # --- Bulk actions (change permission: ADMIN, not OPERATIONS).
 
@@ -283,7 +267,11 @@ class AdminNotificationAdmin(admin.ModelAdmin):
         ]
 
     def _object_for_action(self, request: HttpRequest, object_id: str) -> AdminNotification:
-        notification = get_object_or_404(AdminNotification, pk=object_id)
+        # get_object answers None for an id the primary key cannot parse ("abc",
+        # "1\x00"), where get_object_or_404 would let the ValueError become a 500.
+        notification = self.get_object(request, unquote(object_id))
+        if notification is None:
+            raise Http404("No notification with that id.")
         if not self.has_change_permission(request, notification):
             raise PermissionDenied
         return notification

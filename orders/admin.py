@@ -78,6 +78,14 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    # Read-only: the page shows the order and its history with a Close button,
+    # no Save or Delete (an order and its audit rows are never deleted here).
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(Vendor)
 class VendorAdmin(admin.ModelAdmin):
