@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "django_celery_beat",
+    "rest_framework_api_key",
     "orders",
     "healing",
     "notifications",
@@ -280,6 +281,16 @@ VENDOR_GATEWAY_BACKEND = env_str("VENDOR_GATEWAY_BACKEND", "record")
 VENDOR_GATEWAY_TIMEOUT_SECONDS = env_float("VENDOR_GATEWAY_TIMEOUT_SECONDS", 5.0)
 VENDOR_GATEWAY_SIM_LATENCY_MS = env_float("VENDOR_GATEWAY_SIM_LATENCY_MS", 0.0)
 VENDOR_GATEWAY_SIM_FAILURE_RATE = env_float("VENDOR_GATEWAY_SIM_FAILURE_RATE", 0.0)
+
+# --- Vendor and marketplace edges (issue 14) --------------------------------
+
+# After a rotation the previous webhook secret keeps signing (a second
+# signature) and the previous API key keeps working for this long.
+VENDOR_SECRET_GRACE_SECONDS = env_int("VENDOR_SECRET_GRACE_SECONDS", 24 * 3600)
+# Idempotency-Key rows are replayed for this long, then a key may be reused.
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
+# How long a request waits for a concurrent one holding the same key.
+IDEMPOTENCY_WAIT_SECONDS = env_float("IDEMPOTENCY_WAIT_SECONDS", 10.0)
 
 # --- Notifications ----------------------------------------------------------
 

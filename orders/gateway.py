@@ -3,11 +3,15 @@
 Backends (setting ``VENDOR_GATEWAY_BACKEND``):
 
 - ``record``: delivers nothing, succeeds at once; the message row is the record.
-- ``webhook``: HTTP POST of a JSON body to the vendor's ``webhook_url``.
+- ``webhook``: a signed HTTP POST (Standard Webhooks, ``orders.webhooks``) to
+  the vendor's ``webhook_url``. A 5xx, a timeout or a dropped connection is
+  transient (``DeliveryFailed``, retried); any other non-2xx answer is the
+  vendor refusing that message for good (``DeliveryRejected``, not retried).
 - ``simulated``: answers after ``VENDOR_GATEWAY_SIM_LATENCY_MS`` and fails a
   share ``VENDOR_GATEWAY_SIM_FAILURE_RATE`` of calls (demo and benchmark).
 
-A gateway never touches the database: callers record every message as a
+A gateway writes nothing to the database (the webhook backend reads the order
+and the vendor's signing secret): callers record every message as a
 ``VendorMessage`` row in their own transaction, so no network call happens
 while a row lock is held.
 """
@@ -24,7 +28,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from orders.errors import GatewayError
+from orders.errors import DomainError, GatewayError
 from orders.models import MessageKind, MessageStatus, OrderStatus, VendorMessage
 
 # The workflow step of each open status: what we ask the vendor to do next.
@@ -45,6 +49,22 @@ class OutboundMessage:
     kind: str
     webhook_url: str = ""
     healing_id: int | None = None
+    # The Standard Webhooks ``webhook-id``; derived when not given, so every
+    # retry of the same message carries the same id.
+    message_id: str = ""
+
+    @property
+    def webhook_id(self) -> str:
+        if self.message_id:
+            return self.message_id
+        from orders.webhooks import webhook_message_id
+
+        return webhook_message_id(
+            order_id=self.order_id,
+            kind=self.kind,
+            vendor_id=self.vendor_id,
+            healing_id=self.healing_id,
+        )
 
 
 @dataclass
@@ -66,6 +86,7 @@ class Delivery:
             error=self.error[:500],
             latency_ms=round(self.latency_ms, 3),
             healing_id=self.message.healing_id,
+            message_id=self.message.webhook_id,
             created_at=self.sent_at,
         )
 
@@ -73,6 +94,16 @@ class Delivery:
 class DeliveryFailed(GatewayError):
     def __init__(self, delivery: Delivery) -> None:
         super().__init__(delivery.error)
+        self.delivery = delivery
+
+
+class DeliveryRejected(DomainError):
+    """The vendor answered a 4xx: that message is refused for good, never retried."""
+
+    code = "vendor_rejected_message"
+
+    def __init__(self, delivery: Delivery) -> None:
+        super().__init__(f"vendor refused the message: {delivery.error}")
         self.delivery = delivery
 
 
@@ -102,26 +133,42 @@ class WebhookGateway:
         if not message.webhook_url:
             # A vendor without an endpoint is reached through the record only.
             return Delivery(message=message, backend=self.name, error="no webhook_url")
+        from orders.webhooks import VendorNotSignable, webhook_build
+
         started = time.monotonic()
-        body = {
-            "order_id": message.order_id,
-            "order_number": message.order_number,
-            "vendor_id": message.vendor_id,
-            "message": message.kind,
-        }
+
+        def failed(error: str) -> Delivery:
+            return Delivery(
+                message=message,
+                backend=self.name,
+                status=MessageStatus.FAILED,
+                error=error,
+                latency_ms=(time.monotonic() - started) * 1000,
+            )
+
         try:
-            response = self.session.post(message.webhook_url, json=body, timeout=self.timeout)
-            response.raise_for_status()
+            signed = webhook_build(
+                order_id=message.order_id,
+                kind=message.kind,
+                vendor_id=message.vendor_id,
+                message_id=message.webhook_id,
+            )
+        except VendorNotSignable as exc:
+            raise DeliveryRejected(failed(exc.message)) from exc
+        try:
+            response = self.session.post(
+                message.webhook_url,
+                data=signed.body.encode(),
+                headers=signed.headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
         except requests.RequestException as exc:
-            raise DeliveryFailed(
-                Delivery(
-                    message=message,
-                    backend=self.name,
-                    status=MessageStatus.FAILED,
-                    error=f"{type(exc).__name__}: {exc}",
-                    latency_ms=(time.monotonic() - started) * 1000,
-                )
-            ) from exc
+            raise DeliveryFailed(failed(f"{type(exc).__name__}: {exc}")) from exc
+        if response.status_code >= 500:
+            raise DeliveryFailed(failed(f"HTTP {response.status_code}"))
+        if not 200 <= response.status_code < 300:
+            raise DeliveryRejected(failed(f"HTTP {response.status_code}"))
         return Delivery(
             message=message, backend=self.name, latency_ms=(time.monotonic() - started) * 1000
         )

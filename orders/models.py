@@ -187,6 +187,8 @@ class Order(models.Model):
     )
     payment_method = models.CharField(max_length=16, choices=PaymentMethod.choices)
     total = models.DecimalField(max_digits=14, decimal_places=2, validators=[MinValueValidator(0)])
+    # db_default too: the seed and the benchmark insert orders with raw SQL.
+    currency = models.CharField(max_length=3, default="USD", db_default="USD")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     status_changed_at = models.DateTimeField()
@@ -262,6 +264,7 @@ class OrderStatusChange(models.Model):
 class AssignmentOutcome(models.TextChoices):
     ACTIVE = "ACTIVE", "Active"
     REASSIGNED = "REASSIGNED", "Reassigned away"
+    DECLINED = "DECLINED", "Declined by the vendor"
     COMPLETED = "COMPLETED", "Completed"
     CANCELLED = "CANCELLED", "Cancelled"
 
@@ -315,6 +318,9 @@ class VendorMessage(models.Model):
     latency_ms = models.FloatField(default=0)
     # Which healing sent it, when one did (no FK: orders does not know healing).
     healing_id = models.BigIntegerField(null=True, blank=True)
+    # The Standard Webhooks ``webhook-id``: the same for every retry of one
+    # message, so a vendor can drop duplicates.
+    message_id = models.CharField(max_length=100, blank=True, default="", db_default="")
     created_at = models.DateTimeField()
 
     class Meta:
@@ -326,3 +332,13 @@ class VendorMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.status} order={self.order_id}"
+
+
+# Vendor and marketplace edges (issue 14): credentials and idempotency keys.
+# They live in their own module to keep this one readable; importing them here
+# registers them with the app like any model of this module.
+from orders.edge_models import (  # noqa: E402, F401
+    IdempotencyKey,
+    VendorAPIKey,
+    VendorCredential,
+)
