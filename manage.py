@@ -7,6 +7,11 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
+    from config.env import settings_load_or_exit
+
+    # A missing SECRET_KEY or a malformed variable: one line naming the fix,
+    # exit 2, for every command (--help included), instead of a traceback.
+    settings_load_or_exit(program="manage.py")
     execute_from_command_line(sys.argv)
 
 

@@ -1,11 +1,35 @@
 """The Celery application, configured from Django settings (CELERY_ namespace)."""
 
+from __future__ import annotations
+
 import os
+from typing import Any
 
 from celery import Celery
 
+from config.env import settings_load_or_exit
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# Without a broker tasks run in-process (CELERY_TASK_ALWAYS_EAGER), yet the
+# cycle's dispatch still takes a producer from the pool: an in-memory
+# transport with a host name keeps kombu from falling back to amqp://localhost
+# and warning "No hostname was supplied" in the demo.
+IN_PROCESS_BROKER_URL = "memory://localhost/"
 
 app = Celery("self_healing")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_configure.connect
+def _settings_check(sender: Celery, **kwargs: Any) -> None:
+    # `celery worker/beat` read the configuration while parsing options: a
+    # missing SECRET_KEY is one line and exit 2 there too, not a traceback.
+    settings_load_or_exit(program="celery")
+
+
+@app.on_after_configure.connect
+def _in_process_broker(sender: Celery, source: Any, **kwargs: Any) -> None:
+    if not source.broker_url:
+        source.broker_url = IN_PROCESS_BROKER_URL

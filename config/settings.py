@@ -14,9 +14,14 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from healing.logs import build_logging
+from config.env import env_file_load
+from config.logging import build_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# `.env` (or ENV_FILE) completes the environment before anything reads it;
+# variables already set win (config.env).
+ENV_FILE_READ = env_file_load(base_dir=BASE_DIR)
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -66,8 +71,8 @@ SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG and not env_bool("ALLOW_INSECURE_DEFAULTS", default=False):
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set it in the environment, or set DEBUG=true "
-            "for local development."
+            "SECRET_KEY is not set. Set it in the environment or in .env "
+            "(cp .env.example .env), or set DEBUG=true for local development."
         )
     # Development default only: never used when DEBUG is off in production.
     SECRET_KEY = "dev-insecure-self-healing-orders-key-do-not-use-in-production"
@@ -87,6 +92,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "rest_framework_api_key",
+    # The project itself: the beat schedule's sync after migrate (config.beat).
+    "config.apps.ProjectConfig",
     "orders",
     "healing",
     "notifications",
@@ -346,6 +353,37 @@ NOTIFICATION_FAILURE_RATE_WINDOW_MINUTES = env_int("NOTIFICATION_FAILURE_RATE_WI
 NOTIFICATION_FAILURE_RATE_MIN_HEALINGS = env_int("NOTIFICATION_FAILURE_RATE_MIN_HEALINGS", 10)
 # LOW early warning: a vendor whose orders were detected stuck this often in a day.
 NOTIFICATION_VENDOR_TIMEOUTS_PER_DAY = env_int("NOTIFICATION_VENDOR_TIMEOUTS_PER_DAY", 3)
+
+# --- Beat schedule (the single source) --------------------------------------
+
+# django-celery-beat's database rows are made from this after every `migrate`
+# (config.beat): a missing row is created, a row still on the last synced
+# value follows a changed setting, a row edited in the admin is left alone.
+HEALING_METRICS_ROLLUP_INTERVAL_SECONDS = env_int("HEALING_METRICS_ROLLUP_INTERVAL_SECONDS", 60)
+HEALING_MONITORING_INTERVAL_SECONDS = env_int("HEALING_MONITORING_INTERVAL_SECONDS", 60)
+NOTIFICATION_SWEEP_INTERVAL_SECONDS = env_int("NOTIFICATION_SWEEP_INTERVAL_SECONDS", 60)
+BEAT_SCHEDULE = {
+    "self-healing cycle": {
+        "task": "healing.tasks.run_cycle",
+        "every_seconds": HEALING_CYCLE_INTERVAL_SECONDS,
+        "kwargs": {"trigger": "BEAT"},
+    },
+    "healing metrics roll-up": {
+        "task": "healing.tasks.metrics_rollup",
+        "every_seconds": HEALING_METRICS_ROLLUP_INTERVAL_SECONDS,
+    },
+    "healing monitoring": {
+        "task": "healing.tasks.monitoring_check",
+        "every_seconds": HEALING_MONITORING_INTERVAL_SECONDS,
+    },
+    "admin notifications sweep": {
+        "task": "notifications.tasks.notifications_sweep",
+        "every_seconds": NOTIFICATION_SWEEP_INTERVAL_SECONDS,
+    },
+}
+for _name, _job in BEAT_SCHEDULE.items():
+    if _job["every_seconds"] < 1:
+        raise ImproperlyConfigured(f"the interval of {_name!r} must be at least 1 second")
 
 # --- REST framework, JWT, OpenAPI -------------------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.conf import settings
 
-from healing.logs import DailyFileHandler, build_logging
+from config.logging import DailyFileHandler, build_logging
 from healing.services import healing_execute, healing_initiate
 from tests.factories import OrderFactory, VendorFactory
 
@@ -129,6 +129,41 @@ def test_plain_text_when_debug(configure, tmp_path):
     assert "INFO healing Self-healing worker: Starting cycle" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text.splitlines()[0])
+
+
+def test_plain_text_shows_the_extra_fields_after_the_message(configure, tmp_path):
+    # Under DEBUG the lines used to drop them: "healing failed after retries"
+    # named no order and "Cycle completed" had no counts.
+    configure(build_logging(debug=True, log_dir=str(tmp_path)))
+    log = logging.getLogger("healing")
+    log.error("healing failed after retries", extra={"healing_id": 7, "order_id": 3})
+    log.info(
+        "Self-healing worker: Cycle completed",
+        extra={"cycle_id": 4, "detected": 12, "healed": 10, "failed": 2},
+    )
+    try:
+        raise RuntimeError("gateway down")
+    except RuntimeError:
+        log.exception("cycle failed", extra={"cycle_id": 9})
+
+    (path,) = [p for p in tmp_path.iterdir() if p.name.startswith("combined")]
+    lines = path.read_text().splitlines()
+    assert lines[0].endswith("ERROR healing healing failed after retries healing_id=7 order_id=3")
+    assert lines[1].endswith("Cycle completed cycle_id=4 detected=12 healed=10 failed=2")
+    # The fields stay on the message's line, the traceback below it.
+    assert lines[2].endswith("ERROR healing cycle failed cycle_id=9")
+    assert lines[-1] == "RuntimeError: gateway down"
+
+
+def test_plain_text_leaves_out_request_objects():
+    from config.logging import UTCFormatter
+
+    record = logging.LogRecord(
+        "django.request", logging.WARNING, __file__, 1, "Not Found", (), None
+    )
+    record.request = object()
+    record.status_code = 404
+    assert UTCFormatter("%(message)s").format(record) == "Not Found status_code=404"
 
 
 def test_no_files_without_log_dir():

@@ -1,37 +1,15 @@
-"""Register the periodic jobs in django-celery-beat's database schedule.
+"""Formerly registered the periodic jobs; now a no-op kept for the migration graph.
 
-Editable in the admin afterwards (Periodic tasks); this migration never
-overwrites an interval an operator changed.
+The jobs' single source is ``settings.BEAT_SCHEDULE``: ``config.beat`` creates
+the django-celery-beat rows after every ``migrate`` (post_migrate), fresh
+database or existing one, and never overwrites an interval an operator changed
+in the admin. Databases that ran the old version keep its rows; the sync
+adopts them (it knows the intervals this migration wrote, 5 and 1 minutes).
+A migration reads nothing from live modules or settings, so this one does
+nothing.
 """
 
 from django.db import migrations
-
-JOBS = [
-    # (name, task, every, period)
-    ("self-healing cycle", "healing.tasks.run_cycle", 5, "minutes"),
-    ("healing metrics roll-up", "healing.tasks.metrics_rollup", 1, "minutes"),
-    ("admin notifications sweep", "notifications.tasks.notifications_sweep", 1, "minutes"),
-]
-
-
-def register(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    for name, task, every, period in JOBS:
-        if PeriodicTask.objects.filter(name=name).exists():
-            continue
-        interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=period)
-        PeriodicTask.objects.create(
-            name=name,
-            task=task,
-            interval=interval,
-            kwargs='{"trigger": "BEAT"}' if task.endswith("run_cycle") else "{}",
-        )
-
-
-def unregister(apps, schema_editor):
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTask.objects.filter(name__in=[name for name, *_ in JOBS]).delete()
 
 
 class Migration(migrations.Migration):
@@ -40,4 +18,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(register, unregister)]
+    operations = []

@@ -82,23 +82,42 @@ def test_seed_marketplace_refuses_bad_arguments(args, message):
         run("seed_marketplace", *args, "--quiet")
 
 
+def create_role_user(username: str, password: str, role: str) -> str:
+    return run("create_role_user", "--username", username, "--password", password, "--role", role)
+
+
 def test_create_role_user_is_idempotent_and_sets_staff_by_role():
-    run("create_role_user", "--username", "ops", "--password", "pw-1", "--role", "OPERATIONS")
-    out = run("create_role_user", "--username", "ops", "--password", "pw-2", "--role", "VIEWER")
+    create_role_user("ops", "Blue-harbour-41", "OPERATIONS")
+    out = create_role_user("ops", "Green-lantern-72", "VIEWER")
 
     assert "updated VIEWER user ops" in out
     user = get_user_model().objects.get(username="ops")
     assert user_role(user) == "VIEWER"
     assert not user.is_staff
-    assert user.check_password("pw-2")
+    assert user.check_password("Green-lantern-72")
     assert user.groups.count() == 1
-    run("create_role_user", "--username", "boss", "--password", "pw", "--role", "ADMIN")
+    create_role_user("boss", "Quiet-meadow-93", "ADMIN")
     boss = get_user_model().objects.get(username="boss")
     assert boss.is_staff and boss.has_perm("healing.change_stuckrule")
     ops = get_user_model().objects.get(username="ops")
-    run("create_role_user", "--username", "ops", "--password", "pw", "--role", "OPERATIONS")
+    create_role_user("ops", "Quiet-meadow-93", "OPERATIONS")
     ops = get_user_model().objects.get(username="ops")
     assert ops.has_perm("healing.view_stuckrule") and not ops.has_perm("healing.change_stuckrule")
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("1", "too short"),
+        ("12345678901", "entirely numeric"),
+        ("password123", "too common"),
+        ("operator-7", "too similar to the username"),
+    ],
+)
+def test_create_role_user_refuses_a_password_the_validators_refuse(password, message):
+    with pytest.raises(CommandError, match=f"password refused: .*{message}"):
+        create_role_user("operator-7", password, "VIEWER")
+    assert not get_user_model().objects.filter(username="operator-7").exists()
 
 
 def test_create_role_user_rejects_an_unknown_role():

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.cli import days_back
 from healing.reports.rollup import metrics_rollup
 
 
@@ -17,7 +18,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--days", type=int, default=1, help="How many days back, today included (default 1)."
+            "--days",
+            type=days_back,
+            default=1,
+            help="How many days back, today included (default 1, at most 36,500).",
         )
 
     def handle(self, *args: Any, days: int, **options: Any) -> None:

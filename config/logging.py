@@ -1,7 +1,7 @@
 """Logging: JSON lines in production, plain text under DEBUG, optional daily files.
 
 Imported by ``config.settings`` before Django is set up: standard library and
-python-json-logger only, no Django import.
+python-json-logger only, no Django import and no app code.
 
 The engine logs with ``extra={"cycle_id": ..., "healing_id": ..., "order_id":
 ..., "action": ..., "outcome": ...}``; the JSON formatter writes every extra
@@ -10,6 +10,13 @@ key as a field, so a line reads::
     {"timestamp": "...", "level": "INFO", "logger": "healing",
      "message": "healing finished", "healing_id": 7, "order_id": 3,
      "action": "REASSIGN_VENDOR", "outcome": "SUCCESS"}
+
+The plain format (``DEBUG``) writes the same extra keys after the message as
+``key=value`` pairs, so "healing failed after retries" still names its order
+and "Cycle completed" its counts::
+
+    2026-11-20 10:30:00,120 INFO healing healing finished healing_id=7 order_id=3
+    action=REASSIGN_VENDOR outcome=SUCCESS
 
 With ``LOG_DIR`` set, lines also go to ``combined-YYYY-MM-DD.log`` (everything
 at ``LOG_LEVEL``) and ``error-YYYY-MM-DD.log`` (ERROR and above), the files
@@ -79,10 +86,40 @@ class DailyFileHandler(logging.Handler):
         super().close()
 
 
+# What every LogRecord carries; anything else on a record came from `extra=`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+# Extras that are objects, not facts worth a line (Django's request logging).
+_SKIPPED_EXTRAS = frozenset({"request", "server_time", "color_message"})
+
+
 class UTCFormatter(logging.Formatter):
-    """Plain text with UTC timestamps, like the JSON lines."""
+    """Plain text with UTC timestamps, like the JSON lines, and the record's
+    extra fields as ``key=value`` after the message."""
 
     converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = record_extras(record)
+        if not extras:
+            return line
+        pairs = " ".join(f"{key}={value}" for key, value in extras.items())
+        head, newline, rest = line.partition("\n")
+        # The pairs stay on the message's line, before any traceback.
+        return f"{head} {pairs}{newline}{rest}"
+
+
+def record_extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a caller passed with ``extra=``, in the order it gave them."""
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _RECORD_ATTRIBUTES and key not in _SKIPPED_EXTRAS and not key.startswith("_")
+    }
 
 
 def build_logging(*, debug: bool, level: str = "INFO", log_dir: str = "") -> dict[str, Any]:
@@ -94,14 +131,14 @@ def build_logging(*, debug: bool, level: str = "INFO", log_dir: str = "") -> dic
     root_handlers = ["console"]
     if log_dir:
         handlers["combined_file"] = {
-            "()": "healing.logs.DailyFileHandler",
+            "()": "config.logging.DailyFileHandler",
             "directory": log_dir,
             "prefix": "combined",
             "formatter": formatter,
             "level": level,
         }
         handlers["error_file"] = {
-            "()": "healing.logs.DailyFileHandler",
+            "()": "config.logging.DailyFileHandler",
             "directory": log_dir,
             "prefix": "error",
             "formatter": formatter,
@@ -112,7 +149,7 @@ def build_logging(*, debug: bool, level: str = "INFO", log_dir: str = "") -> dic
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "plain": {"()": "healing.logs.UTCFormatter", "format": PLAIN_FORMAT},
+            "plain": {"()": "config.logging.UTCFormatter", "format": PLAIN_FORMAT},
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
                 "format": JSON_FORMAT,
@@ -125,6 +162,9 @@ def build_logging(*, debug: bool, level: str = "INFO", log_dir: str = "") -> dic
         "root": {"handlers": root_handlers, "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
+            # django-axes announces its version at INFO in every process, each
+            # management command included; its lockout warnings still show.
+            "axes.apps": {"level": "WARNING"},
             # Celery's own loggers propagate to root (CELERY_WORKER_HIJACK_ROOT_LOGGER
             # is off), so worker lines are JSON too.
             "celery": {"level": level},
