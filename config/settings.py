@@ -389,14 +389,14 @@ for _name, _job in BEAT_SCHEDULE.items():
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "api.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "healing.api.schema.RoleAutoSchema",
-    "EXCEPTION_HANDLER": "healing.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.RoleAutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
-    "DEFAULT_PARSER_CLASSES": ["healing.api.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -408,6 +408,9 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 1)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
+    # A password change revokes every token (a hash of the password hash is a
+    # claim, checked on each request and on refresh: api.auth).
+    "CHECK_REVOKE_TOKEN": True,
     "SIGNING_KEY": env_str("JWT_SIGNING_KEY", SECRET_KEY),
 }
 
@@ -430,16 +433,16 @@ SPECTACULAR_SETTINGS = {
 
 # --- API --------------------------------------------------------------------
 
-INSTALLED_APPS += ["drf_spectacular_sidecar"]
+INSTALLED_APPS += ["drf_spectacular_sidecar", "api"]
 # The web process (gunicorn) serves static files itself — Swagger UI's sidecar
 # assets among them — straight from the app folders, so /api/docs/ works with
 # no CDN, no collectstatic and no separate file server.
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-    "healing.api.middleware.StaticFilesMiddleware",
+    "api.middleware.StaticFilesMiddleware",
 )
 WHITENOISE_USE_FINDERS = True
-# Throttles (healing.api.throttles) read these per request, so tests can
+# Throttles (api.throttles) read these per request, so tests can
 # switch them off or change a rate with override_settings. Counters live in
 # the default cache (Redis when REDIS_URL is set).
 API_THROTTLE_ENABLED = env_bool("API_THROTTLE_ENABLED", default=True)
@@ -450,6 +453,12 @@ API_THROTTLE_RATES = {
 # POST run-cycle waits this long for the cycle's healings, polling this often.
 HEALING_API_WAIT_SECONDS = env_float("HEALING_API_WAIT_SECONDS", 10.0)
 HEALING_API_POLL_SECONDS = env_float("HEALING_API_POLL_SECONDS", 0.25)
+# How many reverse proxies in front of the web process append to
+# X-Forwarded-For. The client address (throttling, /metrics access, logs) is
+# the right-most hop they did not add; 0 = REMOTE_ADDR, the header ignored.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
 
 # --- Logging ----------------------------------------------------------------
 
@@ -471,5 +480,42 @@ LOGGING = build_logging(debug=LOG_FORMAT == "plain", level=LOG_LEVEL, log_dir=LO
 # the token opens it).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128")
-# Behind a reverse proxy, trust the first X-Forwarded-For address for the check.
+# Behind a reverse proxy the address checked is the trusted-proxy rule's
+# (TRUSTED_PROXY_COUNT, api.clients). The old METRICS_TRUST_X_FORWARDED_FOR=true
+# means one trusted proxy; it never again trusts the client's own first entry.
 METRICS_TRUST_X_FORWARDED_FOR = env_bool("METRICS_TRUST_X_FORWARDED_FOR", default=False)
+if METRICS_TRUST_X_FORWARDED_FOR and "TRUSTED_PROXY_COUNT" not in os.environ:
+    TRUSTED_PROXY_COUNT = 1
+
+# --- Security: login lockout, CSP -------------------------------------------
+
+# The admin and dashboard login forms lock out (django-axes) after
+# LOGIN_FAILURE_LIMIT failures per username or per client address, for
+# LOGIN_COOLOFF_MINUTES; a success resets the count. Lockouts are rows in the
+# admin ("Axes" section) and a WARNING in the log. The API's token endpoint is
+# throttled by api.throttles instead (config.lockout.lockout_exempt).
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = [
+    "config.lockout.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AXES_ENABLED = env_bool("LOGIN_LOCKOUT_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "axes/lockout.html"
+# The log names the username and address locked (axes masks both by default).
+AXES_SENSITIVE_PARAMETERS: list[str] = []
+# The same client address as throttling and /metrics: TRUSTED_PROXY_COUNT hops.
+AXES_CLIENT_IP_CALLABLE = "api.clients.client_address"
+AXES_WHITELIST_CALLABLE = "config.lockout.lockout_exempt"
+# Content-Security-Policy on every response (config.middleware).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "config.middleware.ContentSecurityPolicyMiddleware",
+)
+CSP_ENABLED = env_bool("CSP_ENABLED", default=True)
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", default=False)
+CSP_REPORT_URI = env_str("CSP_REPORT_URI")

@@ -1,16 +1,7 @@
 """Domain errors of the marketplace; the API maps them to HTTP responses."""
 
-
-class DomainError(Exception):
-    """A request the domain refuses. Never retried."""
-
-    code = "domain_error"
-    http_status = 409
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+# The base lives with the API's one exception handler; every app's errors subclass it.
+from api.errors import DomainError
 
 
 class InvalidTransition(DomainError):

@@ -8,10 +8,19 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 
-ADMIN = "ADMIN"
-OPERATIONS = "OPERATIONS"
-VIEWER = "VIEWER"
-ROLES = (ADMIN, OPERATIONS, VIEWER)
+from api.permissions import ADMIN, OPERATIONS, ROLES, VIEWER, user_role
+
+# The role names and "which role does this user hold" live with the API's
+# permission classes (api.permissions); the groups behind them are made here.
+__all__ = [
+    "ADMIN",
+    "OPERATIONS",
+    "ROLES",
+    "VIEWER",
+    "role_groups_ensure",
+    "role_user_create",
+    "user_role",
+]
 
 # Apps whose admin ADMIN may change and OPERATIONS may only view.
 _MANAGED_APPS = ("orders", "healing", "notifications", "django_celery_beat")
@@ -25,19 +34,6 @@ def role_groups_ensure() -> dict[str, Group]:
     groups[OPERATIONS].permissions.set(managed.filter(codename__startswith="view_"))
     groups[VIEWER].permissions.clear()
     return groups
-
-
-def user_role(user: Any) -> str | None:
-    """The strongest role a user holds; superusers are ADMIN."""
-    if not user or not user.is_authenticated or not user.is_active:
-        return None
-    if user.is_superuser:
-        return ADMIN
-    names = {group.name for group in user.groups.all()}
-    for role in ROLES:
-        if role in names:
-            return role
-    return None
 
 
 def role_user_create(*, username: str, password: str, role: str) -> tuple[Any, bool]:

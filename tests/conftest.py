@@ -5,6 +5,8 @@ import os
 import pytest
 from django.db import connection
 
+from tests.factories import StuckRuleFactory
+
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from django.conf import settings
@@ -54,3 +56,97 @@ def _default_stuck_rules(request: pytest.FixtureRequest) -> None:
 
     for rule in default_rules():
         StuckRule.objects.get_or_create(status=rule["status"], defaults=rule)
+
+
+# --- API fixtures: users per role, JWT clients, default rules ------------------
+
+
+@pytest.fixture
+def api_defaults(settings) -> None:
+    """Throttling off (tested on its own in tests/api/test_throttling.py: elsewhere
+    it would turn the many requests of one test into 429s), short run-cycle waits."""
+    from django.core.cache import cache
+
+    settings.API_THROTTLE_ENABLED = False
+    settings.HEALING_API_WAIT_SECONDS = 5
+    settings.HEALING_API_POLL_SECONDS = 0.05
+    cache.clear()
+
+
+@pytest.fixture
+def rules(db) -> list:
+    """The seeded default rules (a transactional test's flush removes migration data)."""
+    from healing.defaults import default_rules
+    from healing.models import StuckRule
+
+    return [
+        StuckRule.objects.update_or_create(status=rule["status"], defaults=rule)[0]
+        for rule in default_rules()
+    ]
+
+
+@pytest.fixture
+def make_user(db):
+    from tests.api.helpers import PASSWORD
+
+    def make(role: str | None, username: str | None = None):
+        from django.contrib.auth import get_user_model
+
+        from orders.roles import role_user_create
+
+        name = username or f"{(role or 'norole').lower()}-user"
+        if role is None:
+            return get_user_model().objects.create_user(username=name, password=PASSWORD)
+        return role_user_create(username=name, password=PASSWORD, role=role)[0]
+
+    return make
+
+
+@pytest.fixture
+def client_for(make_user):
+    """An API client holding a real JWT access token of a user with ``role``."""
+    from rest_framework.test import APIClient
+
+    from tests.api.helpers import bearer_client
+
+    def make(role: str | None) -> APIClient:
+        if role == "anonymous":
+            return APIClient()
+        return bearer_client(make_user(role))
+
+    return make
+
+
+@pytest.fixture
+def admin_api(client_for):
+    return client_for("ADMIN")
+
+
+@pytest.fixture
+def ops_api(client_for):
+    return client_for("OPERATIONS")
+
+
+# --- Shared by the notification and healing monitoring tests ---------------------
+
+
+@pytest.fixture
+def quiet_channels(settings):
+    """Only the dashboard and email (locmem in tests): no network."""
+    settings.NOTIFICATION_CHANNELS = {
+        "LOW": ["dashboard"],
+        "MEDIUM": ["dashboard", "email"],
+        "HIGH": ["dashboard", "email"],
+        "CRITICAL": ["dashboard", "email"],
+    }
+    settings.NOTIFICATION_EMAIL_TO = ["ops@example.com"]
+    settings.NOTIFICATION_WEBHOOK_URL = ""
+    return settings
+
+
+@pytest.fixture
+def stuck_rules(db):
+    """DESIGN.md's default rules (a transactional test's flush removes the seeded ones)."""
+    from healing.defaults import default_rules
+
+    return {rule["status"]: StuckRuleFactory(**rule) for rule in default_rules()}

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from orders.roles import ADMIN, VIEWER
-from tests.api.conftest import PASSWORD
+from tests.api.helpers import PASSWORD
 from tests.factories import OrderFactory, VendorFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from orders.roles import ADMIN, OPERATIONS
-from tests.api.conftest import PASSWORD, assert_error
+from tests.api.helpers import PASSWORD, assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from healing.models import HealingAction
-from tests.api.conftest import assert_error
+from tests.api.helpers import assert_error
 from tests.factories import AdminNotificationFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,11 +36,23 @@ def test_order_id_beyond_bigint_is_404_not_500(ops_api, rules):
     assert_error(ops_api.post(f"{BASE}/heal/{2**70}"), 404, "not_found", "orderId")
 
 
-@pytest.mark.parametrize(
-    "path", ["heal/abc", "heal/-1", "heal/", "no-such-endpoint", "heal/1%0A2", "heal/%F2%84%82"]
-)
+@pytest.mark.parametrize("path", ["heal/", "no-such-endpoint", "heal/1/2", "heal"])
 def test_unknown_path_under_the_api_is_a_json_404(ops_api, path):
     assert_error(ops_api.post(f"{BASE}/{path}"), 404, "not_found")
+
+
+@pytest.mark.parametrize("path", ["heal/abc", "heal/1.5", "heal/1%0A2", "heal/%F2%84%82"])
+def test_order_id_that_is_not_an_integer_is_400_naming_it(ops_api, path):
+    # Issue 20 item 14: not "No API endpoint at ...".
+    error = assert_error(ops_api.post(f"{BASE}/{path}"), 400, "invalid", "orderId")
+
+    assert error["message"] == "orderId must be an integer"
+    assert not HealingAction.objects.exists()
+
+
+def test_negative_order_id_is_404(ops_api):
+    error = assert_error(ops_api.post(f"{BASE}/heal/-1"), 404, "not_found", "orderId")
+    assert "order -1" in error["message"]
 
 
 @pytest.mark.parametrize("action", ["acknowledge", "resolve"])
@@ -213,7 +225,7 @@ def test_unexpected_error_is_a_json_500_without_internals(ops_api, monkeypatch, 
     def boom(**kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr("healing.api.views.stuck_orders_detect", boom)
+    monkeypatch.setattr("healing.apis.stuck_orders_detect", boom)
 
     response = ops_api.get(f"{BASE}/stuck-orders")
 
@@ -227,7 +239,7 @@ def test_database_down_is_503(ops_api, monkeypatch):
     def down(**kwargs):
         raise OperationalError("could not connect")
 
-    monkeypatch.setattr("healing.api.views.stuck_orders_detect", down)
+    monkeypatch.setattr("healing.apis.stuck_orders_detect", down)
 
     response = ops_api.get(f"{BASE}/stuck-orders")
 
@@ -238,18 +250,19 @@ def test_database_down_is_503(ops_api, monkeypatch):
 def test_unknown_path_post_with_a_session_cookie_is_a_json_404_not_a_csrf_page(admin_api):
     admin_api.cookies["sessionid"] = "whatever"
 
-    response = admin_api.post(f"{BASE}/heal/1.5", {"issueType": "STUCK_PENDING"})
+    response = admin_api.post(f"{BASE}/heal/1/2", {"issueType": "STUCK_PENDING"})
 
     assert_error(response, 404, "not_found")
 
 
-def test_unknown_api_path_outside_self_healing_is_a_404(client, debug):
-    response = client.get("/api/v1/no-such-thing")
+@pytest.mark.parametrize(
+    "path", ["/api/v1/no-such-thing", "/api/v1/", "/api/v1/health/", "/api/", "/api/v2/x"]
+)
+def test_unknown_api_path_outside_self_healing_is_a_json_404(client, debug, path):
+    # Issue 20 item 10: JSON with DEBUG on as well (no technical HTML page).
+    error = assert_error(client.get(path), 404, "not_found")
 
-    if debug:  # Django's technical 404 page lists the routes, by design
-        assert response.status_code == 404
-    else:
-        assert_error(response, 404, "not_found")
+    assert path in error["message"]
 
 
 def test_unknown_non_api_path_keeps_djangos_404_page(client, debug):
@@ -260,7 +273,7 @@ def test_unknown_non_api_path_keeps_djangos_404_page(client, debug):
 
 
 def test_project_500_handler_is_json_under_the_api(rf):
-    from healing.api.errors import handler500
+    from api.errors import handler500
 
     response = handler500(rf.get("/api/v1/self-healing/rules"))
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from orders.roles import ADMIN, OPERATIONS, VIEWER
-from tests.api.conftest import assert_error
+from tests.api.helpers import assert_error
 from tests.factories import (
     AdminNotificationFactory,
     HealingActionFactory,
@@ -125,3 +125,18 @@ def test_role_matrix_is_in_the_openapi_descriptions(admin_api):
     assert "security" not in paths["/api/v1/health"]["get"] or paths["/api/v1/health"]["get"][
         "security"
     ] in ([], [{}])
+
+
+@pytest.mark.parametrize("role", [ADMIN])
+def test_superuser_counts_as_admin(role, db):
+    from django.contrib.auth import get_user_model
+
+    from tests.api.helpers import bearer_client
+
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456-x")
+    notification = AdminNotificationFactory()
+
+    client = bearer_client(root)
+
+    assert client.get(f"{BASE}/rules").status_code == 200
+    assert client.post(f"{BASE}/notifications/{notification.pk}/acknowledge").status_code == 200

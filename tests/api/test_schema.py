@@ -18,9 +18,13 @@ def schema() -> dict:
 
 
 def test_schema_lists_every_endpoint(schema):
-    assert set(schema["paths"]) == {
-        "/api/v1/auth/token/",
-        "/api/v1/auth/token/refresh/",
+    # The marketplace's own paths (/api/v1/orders, /api/v1/vendor) are tested with orders.
+    ours = ("/api/v1/auth/", "/api/v1/health", f"{BASE}/")
+    listed = {path for path in schema["paths"] if path.startswith(ours)}
+    # One spelling per endpoint: the token endpoints' trailing-slash aliases stay out.
+    assert listed == {
+        "/api/v1/auth/token",
+        "/api/v1/auth/token/refresh",
         "/api/v1/health",
         f"{BASE}/stuck-orders",
         f"{BASE}/heal/{{order_id}}",
@@ -85,7 +89,7 @@ def test_the_api_routes_leave_url_reversing_intact():
 def test_operations_are_grouped_by_area(schema):
     tags = {path: ops[next(iter(ops))]["tags"] for path, ops in schema["paths"].items()}
 
-    assert tags["/api/v1/auth/token/"] == ["auth"]
+    assert tags["/api/v1/auth/token"] == ["auth"]
     assert tags["/api/v1/health"] == ["health"]
     assert tags[f"{BASE}/stuck-orders"] == ["self-healing"]
     assert tags[f"{BASE}/kpis"] == ["statistics"]
@@ -103,7 +107,7 @@ def test_the_web_process_serves_the_swagger_assets_with_debug_off(client, settin
 
 
 def test_token_endpoints_document_the_token_pair(schema):
-    for path in ("/api/v1/auth/token/", "/api/v1/auth/token/refresh/"):
+    for path in ("/api/v1/auth/token", "/api/v1/auth/token/refresh"):
         ok = schema["paths"][path]["post"]["responses"]["200"]
         assert ok["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/TokenPair"

@@ -7,7 +7,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from orders.roles import OPERATIONS
-from tests.api.conftest import PASSWORD, assert_error
+from tests.api.helpers import PASSWORD, assert_error
 
 pytestmark = pytest.mark.django_db
 

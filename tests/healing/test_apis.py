@@ -1,4 +1,4 @@
-"""Each endpoint's behaviour, and the seed's response bodies key for key."""
+"""Each healing endpoint's behaviour, and the seed's response bodies key for key."""
 
 from __future__ import annotations
 
@@ -12,17 +12,15 @@ from rest_framework.test import APIClient
 from healing.models import HealingAction, HealingCycle
 from orders.gateway import Delivery, DeliveryFailed
 from orders.models import Order
-from orders.roles import ADMIN
-from tests.api.conftest import assert_error
+from tests.api.helpers import assert_error
 from tests.factories import (
-    AdminNotificationFactory,
     HealingActionFactory,
     HealingCycleFactory,
     OrderFactory,
     VendorFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_defaults")]
 
 BASE = "/api/v1/self-healing"
 SEED_STUCK_KEYS = {"order_id", "issue_type", "stuck_minutes", "recommended_action"}
@@ -177,7 +175,7 @@ def test_heal_failed_outcome_is_still_200_with_the_error(ops_api, rules):
 def test_heal_transient_failure_hands_the_retry_to_the_worker(ops_api, rules, monkeypatch):
     order = OrderFactory(status="PENDING", stuck_minutes=45)
     VendorFactory()
-    monkeypatch.setattr("healing.services.get_gateway", lambda: FailingGateway())
+    monkeypatch.setattr("healing.execution.get_gateway", lambda: FailingGateway())
 
     with mock.patch("healing.tasks.heal_order.apply_async") as apply_async:
         response = ops_api.post(f"{BASE}/heal/{order.pk}")
@@ -373,78 +371,6 @@ def test_kpis_body(client_for):
     assert kpis["avg_recovery_time_minutes"]["met"] is True
 
 
-# --- notifications --------------------------------------------------------------
-
-
-def test_notifications_default_to_pending(ops_api):
-    pending = AdminNotificationFactory(severity="HIGH")
-    AdminNotificationFactory(acknowledged_at=timezone.now())
-
-    response = ops_api.get(f"{BASE}/notifications")
-
-    assert response.status_code == 200
-    body = response.json()
-    assert set(body) == {"success", "count", "next", "previous", "notifications"}
-    assert body["count"] == 1
-    row = body["notifications"][0]
-    assert row["id"] == pending.pk
-    assert (row["acknowledged"], row["resolved"], row["severity"]) == (False, False, "HIGH")
-
-
-def test_notifications_filters(ops_api):
-    critical = AdminNotificationFactory(severity="CRITICAL", notification_type="SYSTEM_ALERT")
-    acked = AdminNotificationFactory(acknowledged_at=timezone.now())
-    AdminNotificationFactory(severity="HIGH")
-
-    def ids(query: str) -> set[int]:
-        body = ops_api.get(f"{BASE}/notifications?{query}").json()
-        return {row["id"] for row in body["notifications"]}
-
-    assert ids("severity=CRITICAL") == {critical.pk}
-    assert ids("type=SYSTEM_ALERT") == {critical.pk}
-    assert ids("acknowledged=true") == {acked.pk}
-
-
-def test_acknowledge_records_who_and_the_comment(admin_api):
-    notification = AdminNotificationFactory()
-
-    response = admin_api.post(
-        f"{BASE}/notifications/{notification.pk}/acknowledge", {"comment": "on it"}
-    )
-
-    assert response.status_code == 200
-    body = response.json()
-    assert set(body) == {"success", "notification"}
-    row = body["notification"]
-    assert row["acknowledged"] is True and row["resolved"] is False
-    assert row["acknowledged_by"] == "admin-user"
-    assert row["acknowledgement_comment"] == "on it"
-    notification.refresh_from_db()
-    assert notification.acknowledged_at is not None
-
-
-def test_acknowledge_without_a_body(admin_api):
-    notification = AdminNotificationFactory()
-
-    response = admin_api.post(f"{BASE}/notifications/{notification.pk}/acknowledge")
-
-    assert response.status_code == 200
-    assert response.json()["notification"]["acknowledgement_comment"] == ""
-
-
-def test_resolve_closes_the_notification(admin_api):
-    notification = AdminNotificationFactory()
-
-    response = admin_api.post(
-        f"{BASE}/notifications/{notification.pk}/resolve", {"note": "vendor called"}
-    )
-
-    assert response.status_code == 200
-    row = response.json()["notification"]
-    assert row["resolved"] is True and row["resolved_by"] == "admin-user"
-    assert row["resolution_note"] == "vendor called"
-
-
 # --- healing-actions, cycles, rules ---------------------------------------------
 
 
@@ -620,7 +546,7 @@ def test_health_is_503_when_the_database_does_not_answer(settings, monkeypatch):
 
             raise OperationalError("connection refused")
 
-    monkeypatch.setattr("healing.api.operations.connection", DownConnection())
+    monkeypatch.setattr("healing.apis_health.connection", DownConnection())
 
     response = APIClient().get("/api/v1/health")
 
@@ -629,18 +555,3 @@ def test_health_is_503_when_the_database_does_not_answer(settings, monkeypatch):
         "ok": False,
         "detail": "OperationalError: connection refused",
     }
-
-
-@pytest.mark.parametrize("role", [ADMIN])
-def test_superuser_counts_as_admin(role, db):
-    from django.contrib.auth import get_user_model
-
-    from tests.api.conftest import bearer_client
-
-    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456-x")
-    notification = AdminNotificationFactory()
-
-    client = bearer_client(root)
-
-    assert client.get(f"{BASE}/rules").status_code == 200
-    assert client.post(f"{BASE}/notifications/{notification.pk}/acknowledge").status_code == 200

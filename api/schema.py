@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 
-from healing.api.permissions import roles_of
+from api.permissions import roles_of
+
+
+class JWTScheme(SimpleJWTScheme):
+    """Our JWTAuthentication (api.authentication) is documented as simplejwt's: `jwtAuth`."""
+
+    target_class = "api.authentication.JWTAuthentication"
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -24,6 +31,9 @@ class ErrorSerializer(serializers.Serializer):
     class Meta:
         ref_name = "Error"
 
+
+# Every authenticated operation can answer these two.
+AUTH_ERRORS = (401, 403)
 
 _ERROR_TEXT = {
     400: "Invalid input: `error.field` names the parameter.",

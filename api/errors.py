@@ -2,7 +2,8 @@
 
 Services raise ``DomainError`` subclasses (carrying code, HTTP status, message
 and field); DRF raises its own ``APIException`` family. Both are mapped here,
-so no view catches an exception to shape an error response.
+so no view catches an exception to shape an error response. ``DomainError``
+is defined here, not in an app, so this package needs no app to map it.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from orders.errors import DomainError
-
-logger = logging.getLogger("healing.api")
+logger = logging.getLogger("api")
 
 # DRF's default codes, renamed where the default says less than it could.
 _CODE_FOR_EXCEPTION: dict[type[exceptions.APIException], str] = {
@@ -43,11 +42,34 @@ class _PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class DomainError(Exception):
+    """A request the domain refuses (never retried): the base of every app's errors.
+
+    ``code`` and ``http_status`` are per class; the message and the field it
+    concerns (an API parameter name, or None) per instance.
+    """
+
+    code = "domain_error"
+    http_status = 409
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
 class ApiNotFound(DomainError):
     """An id in the path names no row."""
 
     code = "not_found"
     http_status = 404
+
+
+class ApiInvalid(DomainError):
+    """A value the API refuses before any service sees it (a path segment, say)."""
+
+    code = "invalid"
+    http_status = 400
 
 
 def error_body(*, code: str, message: str, field: str | None = None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The role matrix of issue 7, as permission classes (DESIGN.md "Roles").
+"""The roles and the role matrix of issue 7, as permission classes (DESIGN.md "Roles").
 
 | endpoint                                       | ADMIN | OPERATIONS | VIEWER |
 |------------------------------------------------|-------|------------|--------|
@@ -9,6 +9,7 @@
 
 Anonymous callers get 401 (DRF turns a refused permission into 401 when no
 authenticator succeeded); authenticated users without the role get 403.
+A role is a Django group of that name (``orders.roles`` creates them).
 """
 
 from __future__ import annotations
@@ -17,7 +18,23 @@ from typing import Any
 
 from rest_framework.permissions import BasePermission
 
-from orders.roles import ADMIN, OPERATIONS, VIEWER, user_role
+ADMIN = "ADMIN"
+OPERATIONS = "OPERATIONS"
+VIEWER = "VIEWER"
+ROLES = (ADMIN, OPERATIONS, VIEWER)
+
+
+def user_role(user: Any) -> str | None:
+    """The strongest role a user holds; superusers are ADMIN."""
+    if not user or not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_superuser:
+        return ADMIN
+    names = {group.name for group in user.groups.all()}
+    for role in ROLES:
+        if role in names:
+            return role
+    return None
 
 
 class RolePermission(BasePermission):

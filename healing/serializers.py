@@ -1,4 +1,4 @@
-"""Output shapes shared by several views (a healing, a cycle, a notification).
+"""Row shapes shared by several healing views (a healing, a cycle).
 
 Views keep their own nested InputSerializer / OutputSerializer; the row
 shapes used by more than one view live here so they read the same everywhere.
@@ -6,11 +6,11 @@ shapes used by more than one view live here so they read the same everywhere.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from healing.models import IssueType, RecoveryAction, RecoveryStatus
-
-MAX_ID = 2**63 - 1
 
 
 class HealingActionSerializer(serializers.Serializer):
@@ -43,10 +43,10 @@ class HealingActionSerializer(serializers.Serializer):
     class Meta:
         ref_name = "HealingAction"
 
-    def get_vendor_changed(self, obj) -> bool:
+    def get_vendor_changed(self, obj: Any) -> bool:
         return obj.new_vendor_id is not None and obj.new_vendor_id != obj.previous_vendor_id
 
-    def get_requested_by(self, obj) -> str | None:
+    def get_requested_by(self, obj: Any) -> str | None:
         return obj.requested_by.get_username() if obj.requested_by_id else None
 
 
@@ -72,46 +72,3 @@ class CycleSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "HealingCycle"
-
-
-class NotificationSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    notification_type = serializers.CharField()
-    severity = serializers.CharField()
-    title = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.JSONField()
-    order_id = serializers.IntegerField(allow_null=True)
-    healing_action_id = serializers.IntegerField(allow_null=True)
-    occurrences = serializers.IntegerField()
-    created_at = serializers.DateTimeField()
-    last_occurred_at = serializers.DateTimeField()
-    sent = serializers.BooleanField()
-    delivery_method = serializers.CharField(allow_blank=True)
-    acknowledged = serializers.BooleanField()
-    acknowledged_at = serializers.DateTimeField(allow_null=True)
-    acknowledged_by = serializers.SerializerMethodField()
-    acknowledgement_comment = serializers.CharField(allow_blank=True)
-    resolved = serializers.BooleanField()
-    resolved_at = serializers.DateTimeField(allow_null=True)
-    resolved_by = serializers.SerializerMethodField()
-    resolution_note = serializers.CharField(allow_blank=True)
-
-    class Meta:
-        ref_name = "AdminNotification"
-
-    def get_acknowledged_by(self, obj) -> str | None:
-        return obj.acknowledged_by.get_username() if obj.acknowledged_by_id else None
-
-    def get_resolved_by(self, obj) -> str | None:
-        return obj.resolved_by.get_username() if obj.resolved_by_id else None
-
-
-class PageInputSerializer(serializers.Serializer):
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
-    offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
-
-
-def id_field(**kwargs) -> serializers.IntegerField:
-    """An id filter: a positive integer the database can hold."""
-    return serializers.IntegerField(min_value=1, max_value=MAX_ID, **kwargs)

@@ -1,1 +1,0 @@
-"""The self-healing REST API: thin views over healing and notification services."""

@@ -1,0 +1,28 @@
+"""Routes of the self-healing API: the seed's paths, no trailing slashes."""
+
+from __future__ import annotations
+
+from django.urls import path, re_path
+
+from healing import apis, apis_history, apis_reports
+
+app_name = "self_healing_api"
+
+urlpatterns = [
+    path("stuck-orders", apis.StuckOrdersApi.as_view(), name="stuck-orders"),
+    # Any one segment: the view answers 400 "orderId must be an integer" for
+    # a non-number instead of a "no such endpoint" 404.
+    re_path(r"^heal/(?P<order_id>[^/]+)$", apis.HealOrderApi.as_view(), name="heal"),
+    path("run-cycle", apis.RunCycleApi.as_view(), name="run-cycle"),
+    path("rules", apis.RuleListApi.as_view(), name="rules"),
+    path("statistics", apis_reports.StatisticsApi.as_view(), name="statistics"),
+    path("kpis", apis_reports.KpisApi.as_view(), name="kpis"),
+    path("healing-actions", apis_history.HealingActionListApi.as_view(), name="healing-actions"),
+    path(
+        "healing-actions/<int:healing_id>",
+        apis_history.HealingActionDetailApi.as_view(),
+        name="healing-action-detail",
+    ),
+    path("cycles", apis_history.CycleListApi.as_view(), name="cycles"),
+    path("cycles/<int:cycle_id>", apis_history.CycleDetailApi.as_view(), name="cycle-detail"),
+]
