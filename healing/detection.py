@@ -60,7 +60,7 @@ def rules_enabled() -> list[StuckRule]:
     return list(StuckRule.objects.filter(enabled=True).order_by("threshold_minutes"))
 
 
-def attempts_subquery(order_ref: OuterRef | int) -> Subquery:
+def attempts_subquery(order_ref: OuterRef | int) -> Coalesce:
     """Earlier SUCCESS / FAILED / MANUAL_REQUIRED healings since the last manual resolution."""
     # Nested one level deeper: "the same order as the healing being counted".
     last_resolution = (
@@ -85,7 +85,9 @@ def attempts_subquery(order_ref: OuterRef | int) -> Subquery:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def _stuck_queryset(*, rule: StuckRule, now: datetime) -> QuerySet[Order]:
+def _stuck_queryset(
+    *, rule: StuckRule, now: datetime
+) -> QuerySet[Order, tuple[int, str, datetime, int | None]]:
     """Orders past ``rule``'s threshold: ``status = S AND stuck_since < cutoff``,
     a range scan of the partial index orders_open_stuck_idx (finished orders
     are not in it, so the table's size does not matter)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
@@ -11,9 +12,9 @@ from django_celery_beat.models import PeriodicTask
 from healing.models import HealingAction, HealingCycle, RecoveryStatus, StuckRule
 
 
-def healing_history(*, order_id: int, limit: int = 20) -> list[dict]:
+def healing_history(*, order_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """An order's earlier healings, newest first, for notification context."""
-    return list(
+    rows = (
         HealingAction.objects.filter(order_id=order_id)
         .order_by("-issue_detected_at", "-id")
         .values(
@@ -26,8 +27,10 @@ def healing_history(*, order_id: int, limit: int = 20) -> list[dict]:
             "completed_at",
             "error_message",
             "retry_count",
+            "trigger",
         )[:limit]
     )
+    return [dict(row) for row in rows]
 
 
 # --- Lists for the API and the dashboard ----------------------------------------

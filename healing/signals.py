@@ -1,12 +1,22 @@
-"""Worker start-up: log the seed's line and schedule one cycle shortly after."""
+"""Healing's hooks: worker start-up, and what a resolved notification means.
+
+``notifications`` knows nothing of healing; it announces a resolution and
+healing decides what that means for the order.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from celery.signals import worker_ready
 from django.conf import settings
+from django.dispatch import receiver
+
+from notifications.models import AdminNotification, NotificationType
+from notifications.services import notifications_resolve_for_order
+from notifications.signals import notification_resolved
 
 logger = logging.getLogger("healing.worker")
 
@@ -17,8 +27,32 @@ def schedule_startup_cycle(sender: Any = None, **kwargs: Any) -> None:
     logger.info("Self-healing worker started (runs every %s minutes)", interval_minutes)
     if not settings.HEALING_RUN_ON_WORKER_START:
         return
-    from healing.tasks import run_cycle
+    from celery import current_app
 
-    run_cycle.apply_async(
+    current_app.tasks["healing.tasks.run_cycle"].apply_async(
         kwargs={"trigger": "STARTUP"}, countdown=settings.HEALING_STARTUP_DELAY_SECONDS
+    )
+
+
+@receiver(notification_resolved, sender=AdminNotification)
+def manual_intervention_hand_back(
+    sender: Any, notification: AdminNotification, user: Any, now: datetime, **kwargs: Any
+) -> None:
+    """Resolving MANUAL_INTERVENTION_REQUIRED hands its order back to automation:
+    its attempts restart and the next cycle heals it again. The order's open
+    HEALING_FAILED notifications, the escalation's cause, close with it."""
+    if (
+        notification.notification_type != NotificationType.MANUAL_INTERVENTION_REQUIRED
+        or notification.order_id is None
+    ):
+        return
+    from healing.execution import manual_intervention_resolve
+
+    manual_intervention_resolve(order_id=notification.order_id, user=user, now=now)
+    notifications_resolve_for_order(
+        order_id=notification.order_id,
+        notification_type=NotificationType.HEALING_FAILED,
+        user=user,
+        note=f"resolved with notification {notification.pk}",
+        now=now,
     )

@@ -68,7 +68,7 @@ class NotificationChannel(Protocol):
 class DashboardChannel:
     """The row itself is the dashboard entry: delivered once it is committed."""
 
-    name = Channel.DASHBOARD
+    name: str = Channel.DASHBOARD
 
     def is_configured(self) -> bool:
         return True
@@ -78,7 +78,7 @@ class DashboardChannel:
 
 
 class EmailChannel:
-    name = Channel.EMAIL
+    name: str = Channel.EMAIL
 
     def is_configured(self) -> bool:
         return bool(settings.NOTIFICATION_EMAIL_TO)
@@ -140,7 +140,7 @@ def slack_body(message: ChannelMessage) -> dict[str, Any]:
 
 
 class WebhookChannel:
-    name = Channel.WEBHOOK
+    name: str = Channel.WEBHOOK
 
     def is_configured(self) -> bool:
         return bool(settings.NOTIFICATION_WEBHOOK_URL)
@@ -185,9 +185,9 @@ class MessagingGatewayChannel:
 
 
 CHANNELS: dict[str, NotificationChannel] = {
-    Channel.DASHBOARD: DashboardChannel(),
-    Channel.EMAIL: EmailChannel(),
-    Channel.WEBHOOK: WebhookChannel(),
+    Channel.DASHBOARD.value: DashboardChannel(),
+    Channel.EMAIL.value: EmailChannel(),
+    Channel.WEBHOOK.value: WebhookChannel(),
     Channel.SMS: MessagingGatewayChannel(
         Channel.SMS, enabled_setting="NOTIFICATION_SMS_ENABLED", to_setting="NOTIFICATION_SMS_TO"
     ),

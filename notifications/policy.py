@@ -11,8 +11,6 @@ Which channels carry each severity is configuration (``NOTIFICATION_CHANNELS``).
 
 from __future__ import annotations
 
-from datetime import date
-
 from django.conf import settings
 
 from notifications.models import NotificationType, Severity
@@ -25,37 +23,6 @@ SEVERITY_FOR_TYPE: dict[str, str] = {
 
 # Severities an admin is reminded of until someone acknowledges them.
 RENOTIFY_SEVERITIES: tuple[str, ...] = (Severity.CRITICAL, Severity.HIGH)
-
-
-class AlertKey:
-    """``dedup_key`` of each system condition: one open notification per condition."""
-
-    GUARD = "guard"  # raised and resolved by the healing cycle itself
-    FAILURE_RATE = "failure_rate"
-    FAILURE_RATE_WARNING = "failure_rate_warning"
-    BEAT_DOWN = "beat_down"
-    CYCLE_LATE = "cycle_late"
-    VENDOR_TIMEOUTS_PREFIX = "vendor_timeouts:"
-
-    @staticmethod
-    def vendor_timeouts(*, vendor_id: int, day: date) -> str:
-        return f"vendor_timeouts:{vendor_id}:{day.isoformat()}"
-
-
-# (dedup key, severity) of the conditions the sweep watches.
-ALERT_SEVERITY: dict[str, str] = {
-    AlertKey.GUARD: Severity.CRITICAL,
-    AlertKey.FAILURE_RATE: Severity.CRITICAL,
-    AlertKey.BEAT_DOWN: Severity.CRITICAL,
-    AlertKey.FAILURE_RATE_WARNING: Severity.MEDIUM,
-    AlertKey.CYCLE_LATE: Severity.MEDIUM,
-}
-VENDOR_TIMEOUTS_SEVERITY = Severity.LOW
-
-# No cycle for longer than this many intervals: beat (or the cycle job) is down.
-BEAT_DOWN_INTERVALS = 3
-# The MEDIUM early warning: a cycle late by two intervals.
-CYCLE_LATE_INTERVALS = 2
 
 
 def channel_names_for(severity: str) -> list[str]:

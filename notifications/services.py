@@ -14,34 +14,22 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
+from celery import current_app
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from notifications import selectors
 from notifications.channels import ChannelError, channels_for
-from notifications.content import (
-    cycle_late_content,
-    failure_rate_content,
-    notification_message,
-    vendor_timeouts_content,
-)
+from notifications.content import notification_message
 from notifications.models import (
     AdminNotification,
     DeliveryStatus,
     NotificationDelivery,
-    NotificationType,
 )
-from notifications.policy import (
-    ALERT_SEVERITY,
-    BEAT_DOWN_INTERVALS,
-    CYCLE_LATE_INTERVALS,
-    VENDOR_TIMEOUTS_SEVERITY,
-    AlertKey,
-)
+from notifications.signals import notification_resolved
 
 logger = logging.getLogger("notifications")
 
@@ -129,12 +117,14 @@ def notification_raise(
 
 
 def _delivery_sender(*, notification_id: int, round: int) -> Callable[[], None]:
-    """The on-commit hook that sends one delivery round's task (named, for the log)."""
+    """The on-commit hook that sends one delivery round's task (named, for the log).
+
+    The task is taken from the Celery registry by name: tasks import this
+    module, never the other way round.
+    """
 
     def notification_delivery_send() -> None:
-        from notifications.tasks import notification_deliver  # the task calls these services
-
-        notification_deliver.delay(notification_id, round)
+        current_app.tasks["notifications.tasks.notification_deliver"].delay(notification_id, round)
 
     return notification_delivery_send
 
@@ -160,12 +150,12 @@ def notification_acknowledge(
 def notification_resolve(
     *, notification: AdminNotification, user: Any, note: str = ""
 ) -> AdminNotification:
-    """Close the matter. Resolving MANUAL_INTERVENTION_REQUIRED hands its order
-    back to automation: its attempts restart and the next cycle heals it again.
+    """Close the matter. Resolving implies having seen it, so an unacknowledged
+    one is acknowledged by the same admin. Resolving twice changes nothing.
 
-    Resolving implies having seen it, so an unacknowledged one is acknowledged
-    by the same admin. Resolving twice changes nothing. The order's open
-    HEALING_FAILED notification, the escalation's cause, closes with it.
+    Apps that own the matter react through ``notification_resolved`` (sent
+    inside the transaction): healing hands a manual intervention back to
+    automation there.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -176,32 +166,34 @@ def notification_resolve(
             AdminNotification.objects.filter(
                 pk=notification.pk, acknowledged_at__isnull=True
             ).update(acknowledged_at=now, acknowledged_by=user)
-            if (
-                notification.notification_type == NotificationType.MANUAL_INTERVENTION_REQUIRED
-                and notification.order_id is not None
-            ):
-                _order_hand_back(order_id=notification.order_id, user=user, now=now)
-                # The failures that led to the escalation are the same matter.
-                AdminNotification.objects.filter(
-                    order_id=notification.order_id,
-                    notification_type=NotificationType.HEALING_FAILED,
-                    resolved_at__isnull=True,
-                ).update(
-                    resolved_at=now,
-                    resolved_by=user,
-                    resolution_note=f"resolved with notification {notification.pk}",
-                    acknowledged_at=Coalesce(F("acknowledged_at"), now),
-                    updated_at=now,
-                )
+            notification_resolved.send(
+                sender=AdminNotification, notification=notification, user=user, now=now
+            )
     notification.refresh_from_db()
     return notification
 
 
-def _order_hand_back(*, order_id: int, user: Any, now: datetime) -> None:
-    # healing.services imports this module: a real import cycle.
-    from healing.services import healing_manual_resolve
+def notifications_resolve_for_order(
+    *, order_id: int, notification_type: str, user: Any, note: str, now: datetime
+) -> int:
+    """Resolve an order's open notifications of one type (e.g. the failures
+    behind a resolved escalation: the same matter)."""
+    return AdminNotification.objects.filter(
+        order_id=order_id, notification_type=notification_type, resolved_at__isnull=True
+    ).update(
+        resolved_at=now,
+        resolved_by=user,
+        resolution_note=note,
+        acknowledged_at=Coalesce(F("acknowledged_at"), now),
+        updated_at=now,
+    )
 
-    healing_manual_resolve(order_id=order_id, user=user, now=now)
+
+def notifications_close(*, ids: list[int], note: str, now: datetime) -> int:
+    """Resolve these notifications because their matter ended by itself."""
+    return AdminNotification.objects.filter(pk__in=ids, resolved_at__isnull=True).update(
+        resolved_at=now, resolution_note=note, updated_at=now
+    )
 
 
 def notification_resolve_condition(*, dedup_key: str, now: datetime | None = None) -> int:
@@ -308,9 +300,6 @@ def notification_deliver_round(
 
 @dataclass
 class SweepResult:
-    resolved: int = 0
-    raised: list[str] = field(default_factory=list)
-    cleared: int = 0
     renotified: int = 0
     redelivered: int = 0
 
@@ -319,194 +308,60 @@ class SweepResult:
 
 
 def notifications_sweep_run(*, now: datetime | None = None) -> SweepResult:
-    """Every minute: close what recovered, watch system conditions, remind, redeliver.
+    """Every minute: remind admins of what they have not seen, redeliver what was lost.
 
     Each step works on a bounded batch and filters on the current state, so a
     re-run (or two sweeps at once) changes nothing twice.
     """
     now = now or timezone.now()
-    result = SweepResult()
-    result.resolved = notifications_recovered_resolve(now=now)
-    _system_alerts_check(now=now, result=result)
-    result.renotified = notifications_renotify(now=now)
-    result.redelivered = notifications_redeliver(now=now)
+    result = SweepResult(
+        renotified=notifications_renotify(now=now), redelivered=notifications_redeliver(now=now)
+    )
     logger.info("notifications sweep", extra=result.as_dict())
     return result
 
 
-def notifications_recovered_resolve(*, now: datetime) -> int:
-    """Close order notifications whose order recovered or finished.
-
-    A recovered order on manual hold is handed back to automation too: the hold
-    would otherwise keep it out of detection the next time it gets stuck.
-    """
-    rows = selectors.notifications_recovered()
-    if not rows:
-        return 0
-    resolved = 0
-    with transaction.atomic():
-        for finished in (True, False):
-            ids = [
-                pk
-                for pk, _type, _order, status in rows
-                if (status in ("DELIVERED", "CANCELLED")) == finished
-            ]
-            if not ids:
-                continue
-            resolved += AdminNotification.objects.filter(
-                pk__in=ids, resolved_at__isnull=True
-            ).update(
-                resolved_at=now,
-                resolution_note="order finished" if finished else "order recovered",
-                updated_at=now,
-            )
-        for _pk, notification_type, order_id, _status in rows:
-            if notification_type == NotificationType.MANUAL_INTERVENTION_REQUIRED:
-                _order_hand_back(order_id=order_id, user=None, now=now)
-    return resolved
-
-
-def _condition_set(
+def _rounds_send(
     *,
-    key: str,
-    active: bool,
-    content: tuple[str, str, dict[str, Any]] | None,
-    now: datetime,
-    result: SweepResult,
-    severity: str | None = None,
-) -> None:
-    """Raise (or count) the condition's alert while it holds; resolve it when it clears."""
-    if active and content is not None:
-        title, message, details = content
-        raised = notification_raise(
-            notification_type=NotificationType.SYSTEM_ALERT,
-            severity=severity or ALERT_SEVERITY[key],
-            title=title,
-            message=message,
-            details=details,
-            dedup_key=key,
-            now=now,
-        )
-        if raised.created:
-            result.raised.append(key)
-    else:
-        result.cleared += notification_resolve_condition(dedup_key=key, now=now)
-
-
-def _system_alerts_check(*, now: datetime, result: SweepResult) -> None:
-    # Failure rate over the window: CRITICAL above the threshold, MEDIUM above half.
-    threshold = settings.NOTIFICATION_FAILURE_RATE_THRESHOLD
-    window = settings.NOTIFICATION_FAILURE_RATE_WINDOW_MINUTES
-    rate = selectors.healing_failure_rate(now=now, window_minutes=window)
-    enough = rate.total >= settings.NOTIFICATION_FAILURE_RATE_MIN_HEALINGS
-    critical = enough and rate.rate > threshold
-    warning = enough and not critical and rate.rate > threshold / 2
-
-    def rate_content(is_warning: bool) -> tuple[str, str, dict[str, Any]]:
-        return failure_rate_content(
-            rate=rate.rate,
-            failed=rate.failed,
-            total=rate.total,
-            threshold=threshold,
-            window_minutes=window,
-            warning=is_warning,
-        )
-
+    due: QuerySet[AdminNotification],
+    mark: Callable[[list[int]], object],
+    round_of: Callable[[int], int],
+) -> int:
+    """Claim a batch of notifications under ``skip_locked`` row locks, mark them,
+    and send each one's delivery round after commit, so two sweeps never send
+    the same round twice."""
     with transaction.atomic():
-        _condition_set(
-            key=AlertKey.FAILURE_RATE,
-            active=critical,
-            content=rate_content(False) if critical else None,
-            now=now,
-            result=result,
+        rows = list(
+            due.select_for_update(skip_locked=True, of=("self",)).values_list(
+                "id", "renotify_count"
+            )[: selectors.SWEEP_BATCH]
         )
-        # The warning is superseded by the alert, and cleared with it.
-        _condition_set(
-            key=AlertKey.FAILURE_RATE_WARNING,
-            active=warning,
-            content=rate_content(True) if warning else None,
-            now=now,
-            result=result,
-        )
-
-    # No cycle for three intervals: beat (or the cycle job) is down; two: late.
-    # A fresh install that never ran a cycle is not an outage.
-    last = selectors.last_cycle_started_at()
-    interval = selectors.cycle_interval_seconds()
-    age = (now - last).total_seconds() if last is not None else 0.0
-    down = last is not None and age > BEAT_DOWN_INTERVALS * interval
-    late = last is not None and not down and age > CYCLE_LATE_INTERVALS * interval
-    with transaction.atomic():
-        for key, active in ((AlertKey.BEAT_DOWN, down), (AlertKey.CYCLE_LATE, late)):
-            content = (
-                cycle_late_content(
-                    last_cycle_at=last, interval_seconds=interval, now=now, down=key == "beat_down"
-                )
-                if active and last is not None
-                else None
+        if not rows:
+            return 0
+        mark([pk for pk, _ in rows])
+        for pk, count in rows:
+            transaction.on_commit(
+                _delivery_sender(notification_id=pk, round=round_of(count)), robust=True
             )
-            _condition_set(key=key, active=active, content=content, now=now, result=result)
-
-    # LOW: vendors whose orders keep getting stuck today; closed when the day ends.
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    today_keys = set()
-    with transaction.atomic():
-        for vendor_id, name, count in selectors.vendors_with_timeouts(
-            since=day_start, minimum=settings.NOTIFICATION_VENDOR_TIMEOUTS_PER_DAY
-        ):
-            key = AlertKey.vendor_timeouts(vendor_id=vendor_id, day=day_start.date())
-            today_keys.add(key)
-            _condition_set(
-                key=key,
-                active=True,
-                content=vendor_timeouts_content(
-                    vendor_id=vendor_id, vendor_name=name, timeouts=count, day=day_start.date()
-                ),
-                now=now,
-                result=result,
-                severity=VENDOR_TIMEOUTS_SEVERITY,
-            )
-        for key in selectors.open_condition_keys(prefix=AlertKey.VENDOR_TIMEOUTS_PREFIX):
-            if not key.endswith(f":{day_start.date().isoformat()}"):
-                _condition_set(key=key, active=False, content=None, now=now, result=result)
+    return len(rows)
 
 
 def notifications_renotify(*, now: datetime) -> int:
-    """Deliver unacknowledged CRITICAL / HIGH notifications again, up to the limit.
-
-    The round is claimed under ``skip_locked`` row locks and committed before
-    its task leaves, so two sweeps never send the same round twice.
-    """
-    with transaction.atomic():
-        due = list(
-            selectors.notifications_due_for_renotify(now=now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", "renotify_count")[: selectors.SWEEP_BATCH]
-        )
-        if not due:
-            return 0
-        AdminNotification.objects.filter(pk__in=[pk for pk, _ in due]).update(
+    """Deliver unacknowledged CRITICAL / HIGH notifications again, up to the limit."""
+    return _rounds_send(
+        due=selectors.notifications_due_for_renotify(now=now),
+        mark=lambda ids: AdminNotification.objects.filter(pk__in=ids).update(
             renotify_count=F("renotify_count") + 1, renotified_at=now, sent=False, updated_at=now
-        )
-        for pk, count in due:
-            transaction.on_commit(
-                _delivery_sender(notification_id=pk, round=count + 1), robust=True
-            )
-    return len(due)
+        ),
+        round_of=lambda count: count + 1,
+    )
 
 
 def notifications_redeliver(*, now: datetime) -> int:
     """Send again the current round of notifications whose delivery task was lost."""
-    with transaction.atomic():
-        stale = list(
-            selectors.notifications_undelivered_stale(now=now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("id", "renotify_count")[: selectors.SWEEP_BATCH]
-        )
-        if not stale:
-            return 0
+    return _rounds_send(
+        due=selectors.notifications_undelivered_stale(now=now),
         # updated_at is the redelivery mark: at most one redelivery per period.
-        AdminNotification.objects.filter(pk__in=[pk for pk, _ in stale]).update(updated_at=now)
-        for pk, round_ in stale:
-            transaction.on_commit(_delivery_sender(notification_id=pk, round=round_), robust=True)
-    return len(stale)
+        mark=lambda ids: AdminNotification.objects.filter(pk__in=ids).update(updated_at=now),
+        round_of=lambda count: count,
+    )

@@ -10,24 +10,15 @@ message's reference (``notification-<id>-<round>``).
 from __future__ import annotations
 
 import logging
-import random
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 
+from config.retry import backoff_seconds
 from notifications.services import notification_deliver_round, notifications_sweep_run
 
 logger = logging.getLogger("notifications.tasks")
-
-
-def delivery_backoff_seconds(retries: int) -> float:
-    """Retry n waits between half and all of ``base * 2**n`` (capped)."""
-    ceiling = min(
-        settings.NOTIFICATION_DELIVERY_BACKOFF_MAX,
-        settings.NOTIFICATION_DELIVERY_BACKOFF_BASE * (2**retries),
-    )
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
@@ -47,7 +38,11 @@ def notification_deliver(self: Any, notification_id: int, round: int = 0) -> str
             # propagate into the caller's on-commit hook; retry at once.
             retries += 1
             continue
-        countdown = delivery_backoff_seconds(retries)
+        countdown = backoff_seconds(
+            retries,
+            base=settings.NOTIFICATION_DELIVERY_BACKOFF_BASE,
+            cap=settings.NOTIFICATION_DELIVERY_BACKOFF_MAX,
+        )
         logger.info(
             "notification delivery retry scheduled",
             extra={

@@ -12,7 +12,7 @@ import time_machine
 from django.conf import settings
 
 from config.logging import DailyFileHandler, build_logging
-from healing.services import healing_execute, healing_initiate
+from healing.execution import healing_execute, healing_initiate
 from tests.factories import OrderFactory, VendorFactory
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from django.db import connection
 from django.db.models import Count
 
+from healing.cycle import healing_cycle_run
 from healing.models import ACTIVE_STATUSES, FINAL_STATUSES, HealingAction, SkipReason
-from healing.services import healing_cycle_run
 from orders.models import CreditEntry, Order, OrderStatusChange, Vendor
 from tests.factories import OrderFactory, VendorFactory
 from tests.integration.workers import FAST_ENV, wait_until

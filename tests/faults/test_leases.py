@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from healing.cycle import healing_cycle_run
+from healing.execution import healing_execute
 from healing.models import HealingAction
-from healing.services import healing_cycle_run, healing_execute
 from orders import services as order_services
 from tests.factories import OrderFactory, VendorFactory
 

@@ -19,8 +19,8 @@ import pytest
 from django.db import connection
 from django.db.models import Count, F, Sum
 
+from healing.cycle import healing_cycle_run
 from healing.models import HealingAction, HealingCycle, RecoveryStatus
-from healing.services import healing_cycle_run
 from notifications.models import AdminNotification
 from orders import services as order_services
 from orders.errors import DomainError

@@ -31,6 +31,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from healing.cycle import healing_cycle_run
+from healing.errors import HealingTransientError
+from healing.execution import healing_execute, healing_fail, manual_intervention_resolve
+from healing.guard import GUARDED_ACTIONS
 from healing.models import (
     ACTIVE_STATUSES,
     HealingAction,
@@ -38,14 +42,6 @@ from healing.models import (
     HealingMetric,
     RecoveryStatus,
     StuckRule,
-)
-from healing.services import (
-    GUARDED_ACTIONS,
-    HealingTransientError,
-    healing_cycle_run,
-    healing_execute,
-    healing_fail,
-    healing_manual_resolve,
 )
 from notifications.models import AdminNotification, NotificationDelivery
 from orders import services as order_services
@@ -188,7 +184,7 @@ class HealingMachine(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, ORDERS - 1))
     def operator_resolves(self, index: int) -> None:
-        healing_manual_resolve(order_id=self.orders[index])
+        manual_intervention_resolve(order_id=self.orders[index])
 
     @rule()
     def leases_run_out(self) -> None:

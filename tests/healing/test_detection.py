@@ -7,8 +7,8 @@ from django.db import connection
 from django.utils import timezone
 
 from healing.detection import stuck_orders_detect
+from healing.execution import manual_intervention_resolve
 from healing.models import RecoveryStatus, StuckRule
-from healing.services import healing_manual_resolve
 from tests.factories import HealingActionFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +90,7 @@ def test_manual_hold_excludes_the_order_until_resolved_then_attempts_restart():
     HealingActionFactory(order=order, recovery_status="MANUAL_REQUIRED")
     assert detected_ids() == set()
 
-    assert healing_manual_resolve(order_id=order.pk) == 1
+    assert manual_intervention_resolve(order_id=order.pk) == 1
 
     (row,) = stuck_orders_detect()
     assert (row.attempts, row.recommended_action) == (0, "REASSIGN_VENDOR")

@@ -9,8 +9,9 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from healing.cycle import healing_cycle_run
+from healing.execution import healing_execute, healing_initiate
 from healing.models import HealingAction, HealingCycle, RecoveryStatus
-from healing.services import healing_cycle_run, healing_execute, healing_initiate
 from notifications.models import AdminNotification
 from orders import services as order_services
 from orders.models import Order, OrderStatusChange, VendorMessage

@@ -9,16 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from healing.cycle import healing_cycle_run
+from healing.errors import ActionNotApplicable, HealingTransientError, NotStuck
+from healing.execution import healing_execute, healing_fail, healing_initiate
 from healing.models import HealingAction
-from healing.services import (
-    ActionNotApplicable,
-    HealingTransientError,
-    NotStuck,
-    healing_cycle_run,
-    healing_execute,
-    healing_fail,
-    healing_initiate,
-)
 from notifications.models import AdminNotification
 from orders import services as order_services
 from orders.models import CreditEntry, Order, OrderStatusChange, VendorMessage

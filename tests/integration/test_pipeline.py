@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.db.models import Count
 
+from healing.cycle import healing_cycle_run
 from healing.models import HealingAction, HealingCycle
-from healing.services import healing_cycle_run
 from healing.tasks import run_cycle
 from notifications.models import AdminNotification
 from orders.models import Vendor

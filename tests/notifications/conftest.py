@@ -7,9 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from healing.defaults import default_rules
 from orders.roles import ADMIN, OPERATIONS, role_user_create
-from tests.factories import StuckRuleFactory
 
 
 @dataclass
@@ -70,26 +68,6 @@ def receiver():
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def quiet_channels(settings):
-    """Only the dashboard and email (locmem in tests): no network."""
-    settings.NOTIFICATION_CHANNELS = {
-        "LOW": ["dashboard"],
-        "MEDIUM": ["dashboard", "email"],
-        "HIGH": ["dashboard", "email"],
-        "CRITICAL": ["dashboard", "email"],
-    }
-    settings.NOTIFICATION_EMAIL_TO = ["ops@example.com"]
-    settings.NOTIFICATION_WEBHOOK_URL = ""
-    return settings
-
-
-@pytest.fixture
-def stuck_rules(db):
-    """DESIGN.md's default rules (a transactional test's flush removes the seeded ones)."""
-    return {rule["status"]: StuckRuleFactory(**rule) for rule in default_rules()}
 
 
 @pytest.fixture

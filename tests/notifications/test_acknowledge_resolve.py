@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from healing.cycle import healing_cycle_run
 from healing.detection import order_on_manual_hold
 from healing.models import HealingAction, RecoveryStatus
-from healing.services import healing_cycle_run
 from notifications.models import AdminNotification
 from notifications.selectors import notifications_list
 from notifications.services import notification_acknowledge, notification_resolve
@@ -160,6 +160,10 @@ def test_notifications_list_defaults_to_pending_and_filters():
     closed = AdminNotificationFactory(
         acknowledged_at=timezone.now(), resolved_at=timezone.now(), severity="CRITICAL"
     )
+    # Resolved by itself (the condition cleared) before anyone saw it: not pending.
+    cleared = AdminNotificationFactory(
+        resolved_at=timezone.now(), notification_type="SYSTEM_ALERT", order=None, dedup_key="x"
+    )
 
     def ids(queryset) -> set[int]:
         return {n.pk for n in queryset}
@@ -171,8 +175,9 @@ def test_notifications_list_defaults_to_pending_and_filters():
         pending_critical.pk,
         seen.pk,
         closed.pk,
+        cleared.pk,
     }
-    assert ids(notifications_list(acknowledged=None, resolved=True)) == {closed.pk}
+    assert ids(notifications_list(acknowledged=None, resolved=True)) == {closed.pk, cleared.pk}
     assert ids(notifications_list(acknowledged=None, resolved=False)) == {
         pending_high.pk,
         pending_critical.pk,

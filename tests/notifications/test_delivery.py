@@ -8,10 +8,10 @@ import pytest
 from django.core import mail
 from django.db import transaction
 
+from config.retry import backoff_seconds
 from notifications.channels import channels_for
 from notifications.models import AdminNotification, NotificationDelivery
 from notifications.services import notification_deliver_round, notification_raise
-from notifications.tasks import delivery_backoff_seconds
 from tests.factories import AdminNotificationFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
@@ -229,7 +229,15 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings, retries):
     settings.NOTIFICATION_DELIVERY_BACKOFF_MAX = 300.0
     ceiling = min(300.0, 5.0 * 2**retries)
     for _ in range(20):
-        assert ceiling / 2 <= delivery_backoff_seconds(retries) <= ceiling
+        assert (
+            ceiling / 2
+            <= backoff_seconds(
+                retries,
+                base=settings.NOTIFICATION_DELIVERY_BACKOFF_BASE,
+                cap=settings.NOTIFICATION_DELIVERY_BACKOFF_MAX,
+            )
+            <= ceiling
+        )
 
 
 def test_on_a_worker_a_failing_channel_is_retried_later_with_backoff(

@@ -10,8 +10,8 @@ from django.core import mail
 from django.db import connection, transaction
 from django.utils import timezone
 
+from healing.cycle import healing_cycle_run
 from healing.models import HealingAction
-from healing.services import healing_cycle_run
 from notifications.models import AdminNotification, NotificationDelivery
 from notifications.services import notification_raise
 from tests.factories import OrderFactory, VendorFactory

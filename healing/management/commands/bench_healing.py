@@ -47,10 +47,13 @@ from tqdm import tqdm
 from bench import dataset
 from bench.rawsql import raw_heal_all
 from bench.workers import BenchWorker, OutcomeLog, WorkerGroup
+from healing.cycle import healing_cycle_run
 from healing.detection import stuck_orders_detect
+from healing.dispatch import healings_dispatch as dispatch_healings
+from healing.errors import HealingTransientError
+from healing.execution import healing_execute
 from healing.models import Trigger
-from healing.services import HealingTransientError, healing_cycle_run, healing_execute
-from healing.tasks import dispatch_healings, heal_order, noop
+from healing.tasks import heal_order, noop
 
 ROOT = Path(__file__).resolve().parents[3]
 HEAL_TASK = heal_order.name

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from healing.cycle import healing_cycle_run
 from healing.models import Trigger
-from healing.services import healing_cycle_run
 
 
 class Command(BaseCommand):

@@ -5,8 +5,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from healing.errors import HealingTransientError
+from healing.execution import healing_execute, healing_initiate
 from healing.models import HealingAction, RecoveryAction, RecoveryStatus, Trigger
-from healing.services import HealingTransientError, healing_execute, healing_initiate
 from orders.errors import DomainError
 from orders.models import Order
 

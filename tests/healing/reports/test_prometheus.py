@@ -10,10 +10,10 @@ from django.core.cache import cache
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from healing.cycle import healing_cycle_run
 from healing.models import HealingAction, HealingCycle
 from healing.prometheus import address_allowed
 from healing.reports.prometheus import RECOVERY_BUCKETS, metrics_render
-from healing.services import healing_cycle_run
 from tests.factories import AdminNotificationFactory, OrderFactory, VendorFactory
 from tests.healing.reports.metrics_data import NOW, healing_make
 

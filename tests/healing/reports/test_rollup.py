@@ -14,9 +14,10 @@ from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 from healing import tasks
+from healing.cycle import healing_cycle_run
+from healing.execution import healing_execute, healing_initiate
 from healing.models import HealingAction, HealingMetric
 from healing.reports.rollup import metrics_rollup
-from healing.services import healing_cycle_run, healing_execute, healing_initiate
 from tests.factories import (
     AdminNotificationFactory,
     HealingCycleFactory,

@@ -11,11 +11,11 @@ import time_machine
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from healing.cycle import healing_cycle_run
 from healing.detection import stuck_orders_detect
 from healing.models import HealingAction, StuckRule
 from healing.reports.rollup import metrics_rollup
 from healing.reports.statistics import statistics_daily
-from healing.services import healing_cycle_run
 from orders.models import Order, OrderStatusChange
 from tests.factories import HealingActionFactory, OrderFactory, VendorFactory
 from tests.healing.reports.metrics_data import NOW, mixed_healings

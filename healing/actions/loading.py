@@ -1,0 +1,154 @@
+"""Load a healing with everything its action needs, in one statement.
+
+The healing row, its order, the order's vendor and, for a reassignment, the
+best candidate vendor (``orders.selectors.vendor_candidates``' ranking) come
+back in one round trip. The statement is plain SQL with named columns, built
+once per process from the models' fields; rows become model instances through
+the documented ``Model.from_db`` hook. Building and compiling the equivalent
+queryset for every heal was over half of a heal's CPU in a worker.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from django.db import connection, models
+from django.utils.dateparse import parse_datetime
+
+from healing.models import HealingAction, RecoveryAction
+from orders.models import Order, Vendor, VendorAssignment
+
+
+@dataclass(frozen=True)
+class Candidate:
+    vendor_id: int
+    webhook_url: str
+
+
+@dataclass(frozen=True)
+class Loaded:
+    healing: HealingAction
+    candidate: Candidate | None
+
+
+Converter = Callable[[Any], Any]
+
+
+def _sqlite_converter(field: models.Field[Any, Any]) -> Converter | None:
+    """SQLite hands back text for these types; PostgreSQL (psycopg) typed values."""
+    if isinstance(field, models.DateTimeField):
+        return lambda value: (
+            value
+            if value is None or (isinstance(value, datetime) and value.tzinfo)
+            else _aware(value)
+        )
+    if isinstance(field, models.UUIDField):
+        return lambda value: (
+            value if value is None or isinstance(value, uuid.UUID) else uuid.UUID(value)
+        )
+    if isinstance(field, models.DecimalField):
+        return lambda value: value if value is None else Decimal(str(value))
+    if isinstance(field, models.BooleanField):
+        return lambda value: value if value is None else bool(value)
+    return None
+
+
+def _aware(value: Any) -> datetime:
+    parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
+    if parsed is None:
+        raise ValueError(f"not a datetime: {value!r}")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Part:
+    model: type[models.Model]
+    attnames: list[str]
+    converters: list[Converter | None]
+    start: int
+    end: int
+
+    def instance(self, row: Sequence[Any]) -> Any:
+        values = list(row[self.start : self.end])
+        for index, convert in enumerate(self.converters):
+            if convert is not None:
+                values[index] = convert(values[index])
+        return self.model.from_db(connection.alias, self.attnames, values)
+
+
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+    healing: _Part
+    order: _Part
+    vendor: _Part
+
+
+def _part(
+    model: type[models.Model], alias: str, start: int, sqlite: bool
+) -> tuple[_Part, list[str]]:
+    fields = list(model._meta.concrete_fields)
+    quote = connection.ops.quote_name
+    columns = [f"{alias}.{quote(str(field.column))}" for field in fields]
+    part = _Part(
+        model=model,
+        attnames=[field.attname for field in fields],
+        converters=[_sqlite_converter(field) if sqlite else None for field in fields],
+        start=start,
+        end=start + len(fields),
+    )
+    return part, columns
+
+
+@cache
+def _statement(vendor: str) -> _Statement:
+    """The load statement for a database vendor; every name comes from the models."""
+    sqlite = vendor == "sqlite"
+    quote = connection.ops.quote_name
+    healing, h_cols = _part(HealingAction, "h", 0, sqlite)
+    order, o_cols = _part(Order, "o", healing.end, sqlite)
+    vendor_part, v_cols = _part(Vendor, "v", order.end, sqlite)
+    vendors = quote(Vendor._meta.db_table)
+    assignments = quote(VendorAssignment._meta.db_table)
+    # orders.selectors.vendor_candidates, as SQL: active, free capacity, never
+    # had the order; best acceptance rate, then most free room, then id.
+    # tests/healing/actions/test_loading.py keeps the two in agreement.
+    # Names only from the models (quoted); every value is a parameter.
+    candidate = (
+        f"SELECT c2.id FROM {vendors} c2 WHERE c2.is_active AND c2.open_orders < c2.capacity "  # noqa: S608
+        f"AND NOT EXISTS (SELECT 1 FROM {assignments} a "
+        "WHERE a.order_id = h.order_id AND a.vendor_id = c2.id) "
+        "ORDER BY c2.acceptance_rate DESC, c2.open_orders ASC, c2.id ASC LIMIT 1"
+    )
+    sql = (
+        f"SELECT {', '.join(h_cols + o_cols + v_cols)}, c.id, c.webhook_url "  # noqa: S608
+        f"FROM {quote(HealingAction._meta.db_table)} h "
+        f"JOIN {quote(Order._meta.db_table)} o ON o.id = h.order_id "
+        f"LEFT JOIN {vendors} v ON v.id = o.vendor_id "
+        f"LEFT JOIN {vendors} c ON h.recovery_action = %s AND c.id = ({candidate}) "
+        "WHERE h.id = %s"
+    )
+    return _Statement(sql=sql, healing=healing, order=order, vendor=vendor_part)
+
+
+def healing_load(*, healing_id: int) -> Loaded | None:
+    """The healing with its order (and vendor) attached, and its candidate vendor."""
+    statement = _statement(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, [RecoveryAction.REASSIGN_VENDOR.value, healing_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    healing = statement.healing.instance(row)
+    order = statement.order.instance(row)
+    order.vendor = statement.vendor.instance(row) if order.vendor_id is not None else None
+    healing.order = order
+    candidate_id, webhook_url = row[-2], row[-1]
+    candidate = Candidate(candidate_id, webhook_url or "") if candidate_id is not None else None
+    return Loaded(healing=healing, candidate=candidate)

@@ -1,0 +1,105 @@
+"""REASSIGN_VENDOR: offer the order to the best other vendor, then move it there.
+
+The offer goes out with no transaction open; the reassignment is then a
+compare-and-set on the detected episode. If the old vendor acted meanwhile,
+its change wins, the offer is withdrawn and both messages are recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from healing.actions.base import (
+    Claim,
+    Outcome,
+    finish_failed,
+    finish_moved_on,
+    gateway_send,
+    healing_finish,
+    messages_record,
+)
+from healing.actions.loading import Candidate
+from healing.errors import HealingTransientError
+from healing.models import HealingAction, RecoveryStatus
+from orders import services as order_services
+from orders.errors import NoVendorAvailable, OrderMovedOn
+from orders.gateway import DeliveryFailed, OutboundMessage, VendorGateway
+from orders.models import MessageKind, OrderStatus
+
+
+def reassign_vendor_run(
+    *,
+    healing: HealingAction,
+    claim: Claim,
+    candidate: Candidate | None,
+    gateway: VendorGateway,
+    now: datetime,
+) -> Outcome:
+    order = healing.order
+    if candidate is None:
+        return finish_failed(
+            healing=healing, claim=claim, error="no alternative vendor available", now=now
+        )
+    offer = OutboundMessage(
+        order_id=order.pk,
+        order_number=order.number,
+        vendor_id=candidate.vendor_id,
+        kind=MessageKind.OFFER,
+        webhook_url=candidate.webhook_url,
+        healing_id=healing.pk,
+    )
+    delivery = gateway_send(claim=claim, gateway=gateway, message=offer)
+    try:
+        with transaction.atomic():
+            # The healing's own rows first, the reassignment (which ends on
+            # the new vendor's row, the one every concurrent reassignment
+            # wants) last, so that lock is held for the commit only. Any
+            # failure below rolls the result back with the reassignment.
+            messages_record([delivery])
+            healing_finish(
+                healing=healing,
+                claim=claim,
+                status=RecoveryStatus.SUCCESS,
+                now=now,
+                new_vendor_id=candidate.vendor_id,
+                resulting_status=OrderStatus.PENDING,
+            )
+            order_services.order_reassign_vendor(
+                order=order,
+                vendor=candidate.vendor_id,
+                actor=order_services.Actor.healing(),
+                reason=f"self-healing {healing.issue_type}: vendor did not progress the order",
+                expected_status=healing.detected_status,
+                expected_clock=healing.episode_started_at,
+                now=now,
+            )
+    except OrderMovedOn:
+        withdraw = OutboundMessage(
+            order_id=order.pk,
+            order_number=order.number,
+            vendor_id=candidate.vendor_id,
+            kind=MessageKind.WITHDRAW,
+            webhook_url=candidate.webhook_url,
+            healing_id=healing.pk,
+        )
+        try:
+            withdrawal = gateway.send(withdraw)
+        except DeliveryFailed as exc:
+            withdrawal = exc.delivery
+        return finish_moved_on(
+            healing=healing,
+            claim=claim,
+            now=now,
+            deliveries=[delivery, withdrawal],
+            detail="order moved on; offer withdrawn",
+        )
+    except NoVendorAvailable as exc:
+        # The candidate filled up since the load: another candidate next time.
+        # The offer that went out is recorded whatever happens to the retry.
+        messages_record([delivery])
+        raise HealingTransientError(str(exc), token=claim.token) from exc
+    return Outcome(
+        healing.pk, RecoveryStatus.SUCCESS, f"reassigned to vendor {candidate.vendor_id}"
+    )

@@ -1,0 +1,65 @@
+"""RETRY_WORKFLOW: re-send the status's workflow step to the vendor, restart the clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+
+from healing.actions.base import (
+    Claim,
+    Outcome,
+    finish_failed,
+    finish_moved_on,
+    gateway_send,
+    healing_finish,
+    messages_record,
+)
+from healing.actions.loading import Candidate
+from healing.models import HealingAction, RecoveryStatus
+from orders import services as order_services
+from orders.errors import OrderMovedOn
+from orders.gateway import WORKFLOW_STEP, OutboundMessage, VendorGateway
+
+
+def retry_workflow_run(
+    *,
+    healing: HealingAction,
+    claim: Claim,
+    candidate: Candidate | None,
+    gateway: VendorGateway,
+    now: datetime,
+) -> Outcome:
+    order = healing.order
+    if order.vendor_id is None:
+        return finish_failed(healing=healing, claim=claim, error="no vendor to contact", now=now)
+    step = OutboundMessage(
+        order_id=order.pk,
+        order_number=order.number,
+        vendor_id=order.vendor_id,
+        kind=WORKFLOW_STEP[healing.detected_status],
+        webhook_url=order.vendor.webhook_url if order.vendor else "",
+        healing_id=healing.pk,
+    )
+    delivery = gateway_send(claim=claim, gateway=gateway, message=step)
+    try:
+        with transaction.atomic():
+            order_services.order_restart_clock(
+                order=order,
+                actor=order_services.Actor.healing(),
+                reason=f"self-healing {healing.issue_type}: re-sent {step.kind}",
+                expected_status=healing.detected_status,
+                expected_clock=healing.episode_started_at,
+                now=now,
+            )
+            messages_record([delivery])
+            healing_finish(
+                healing=healing,
+                claim=claim,
+                status=RecoveryStatus.SUCCESS,
+                now=now,
+                resulting_status=order.status,
+            )
+    except OrderMovedOn:
+        return finish_moved_on(healing=healing, claim=claim, now=now, deliveries=[delivery])
+    return Outcome(healing.pk, RecoveryStatus.SUCCESS, f"re-sent {step.kind}")
