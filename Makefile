@@ -23,10 +23,14 @@ test: $(VENV)/.installed
 	./scripts/test.sh $(PYTEST_ARGS)
 
 # The full stack (web, worker, beat, flower) against PostgreSQL and Redis.
+# Every process, migrate included, reads .env through config.env (settings);
+# honcho reads the same file for the Procfile's own variables. The web
+# process listens on PORT (8000 by default, as the README's curl lines use).
 run: $(VENV)/.installed
-	@test -n "$$DATABASE_URL" -o -f .env || { echo "set DATABASE_URL and CELERY_BROKER_URL (or copy .env.example to .env)"; exit 1; }
+	@test -n "$$DATABASE_URL" -o -f "$${ENV_FILE:-.env}" || { echo "set DATABASE_URL and CELERY_BROKER_URL (or cp .env.example .env)"; exit 1; }
 	$(PY) manage.py migrate --no-input
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho start web worker beat flower
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho start -e "$${ENV_FILE:-.env}" \
+		-p "$${PORT:-8000}" web worker beat flower
 
 # Style, format, the architecture's import contracts and the types. mypy's
 # django plugin imports config.settings: DEBUG=true lets it load with no

@@ -30,6 +30,8 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "orders.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://orders.example.com",
     "SQLITE_PATH": "/tmp/hardening-check.sqlite3",
+    # No .env either: a developer's file must not make a check pass.
+    "ENV_FILE": "",
 }
 
 

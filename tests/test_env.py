@@ -1,0 +1,163 @@
+"""Where settings come from (.env, one loader) and what a command does when they
+are wrong (one line, exit 2): issue 20 items 8 and 9."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.env import env_file_load, env_file_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Nothing from the developer's shell or pytest's own defaults.
+BARE_ENV = {
+    "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    "HOME": os.environ.get("HOME", "/tmp"),
+}
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args,
+        cwd=ROOT,
+        env={**BARE_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def settings_seen(code: str, **env: str) -> str:
+    """What a manage.py process sees: `manage.py shell -c`, the last stdout line."""
+    result = run([sys.executable, "manage.py", "shell", "-c", code], **env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+# --- .env: one loader, used by settings -------------------------------------------
+
+
+def test_the_env_file_completes_the_environment_and_never_overrides_it(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("C_FROM_FILE=file\nC_BOTH=file\n# a comment\nexport C_EXPORTED='quoted'\n")
+    monkeypatch.setenv("ENV_FILE", str(env_file))
+    monkeypatch.setenv("C_BOTH", "process")
+    for name in ("C_FROM_FILE", "C_EXPORTED"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert env_file_load(base_dir=tmp_path) == env_file
+
+    assert os.environ["C_FROM_FILE"] == "file"
+    assert os.environ["C_EXPORTED"] == "quoted"
+    assert os.environ["C_BOTH"] == "process"  # the process environment wins
+    for name in ("C_FROM_FILE", "C_EXPORTED"):
+        monkeypatch.delenv(name)
+
+
+def test_env_file_names_the_file_and_empty_means_none(tmp_path, monkeypatch):
+    monkeypatch.delenv("ENV_FILE", raising=False)
+    assert env_file_path(base_dir=tmp_path) == tmp_path / ".env"
+    monkeypatch.setenv("ENV_FILE", "deploy/prod.env")
+    assert env_file_path(base_dir=tmp_path) == tmp_path / "deploy/prod.env"
+    monkeypatch.setenv("ENV_FILE", "")
+    assert env_file_path(base_dir=tmp_path) is None
+    assert env_file_load(base_dir=tmp_path) is None
+
+
+def test_a_named_env_file_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    monkeypatch.setenv("ENV_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(ImproperlyConfigured, match="does not exist"):
+        env_file_load(base_dir=tmp_path)
+
+
+def test_manage_py_reads_the_copied_env_example(tmp_path):
+    # `cp .env.example .env && make run`: make run's migrate is a manage.py
+    # command, which used to die on SECRET_KEY because only honcho read .env.
+    env_file = tmp_path / ".env"
+    env_file.write_text((ROOT / ".env.example").read_text())
+
+    seen = settings_seen(
+        "from django.conf import settings as s;"
+        "print(s.DEBUG, s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)",
+        ENV_FILE=str(env_file),
+    )
+
+    assert seen == "True django.db.backends.postgresql redis://127.0.0.1:6379/0"
+
+
+def test_debug_from_the_shell_keeps_the_database_of_the_env_file(tmp_path):
+    # `DEBUG=true make run` used to migrate the demo's SQLite file while beat
+    # ran on PostgreSQL: now every process takes DATABASE_URL from .env.
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "DEBUG=false\nSECRET_KEY=from-the-file\nDATABASE_URL=postgres://u@db.example:5432/shop\n"
+    )
+
+    seen = settings_seen(
+        "from django.conf import settings as s;"
+        "print(s.DEBUG, s.SECRET_KEY, s.DATABASES['default']['HOST'])",
+        ENV_FILE=str(env_file),
+        DEBUG="true",
+    )
+
+    assert seen == "True from-the-file db.example"
+
+
+def test_make_run_migrates_with_the_same_loader_as_its_processes():
+    makefile = (ROOT / "Makefile").read_text()
+    run_target = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    # No environment prefix of its own on migrate, no SQLite path: manage.py
+    # (config.env) reads .env exactly as the web, worker, beat and Flower do.
+    migrate_line = next(line for line in run_target.splitlines() if "migrate" in line)
+    assert migrate_line.strip().startswith("$(PY) manage.py migrate")
+    assert "honcho start" in run_target
+
+
+# --- A configuration error: one line naming the fix, exit non-zero ----------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["manage.py", "--help"],
+        ["manage.py", "check"],
+        ["manage.py", "migrate", "--help"],
+        ["manage.py", "stuck_orders"],
+    ],
+)
+def test_manage_py_without_a_secret_key_prints_one_line(args):
+    result = run([sys.executable, *args], ENV_FILE="", DEBUG="false")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+    assert line.startswith("manage.py: configuration error: SECRET_KEY is not set")
+    assert "DEBUG=true" in line and ".env" in line
+
+
+def test_a_malformed_variable_names_itself_in_one_line():
+    result = run([sys.executable, "manage.py", "check"], ENV_FILE="", DEBUG="maybe")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "manage.py: configuration error: DEBUG must be a boolean (true/false), got 'maybe'"
+    ]
+
+
+def test_the_celery_worker_without_a_secret_key_prints_one_line():
+    result = run([sys.executable, "-m", "celery", "-A", "config", "worker"], ENV_FILE="")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "celery: configuration error: SECRET_KEY is not set. Set it in the environment or "
+        "in .env (cp .env.example .env), or set DEBUG=true for local development."
+    ]
