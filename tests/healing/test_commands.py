@@ -73,8 +73,8 @@ def test_heal_order_refuses_a_fresh_order_without_action():
 
 
 def test_the_minute_job_brings_a_cycles_counters_up_to_date():
+    from healing.cycle import healing_cycle_run
     from healing.models import HealingCycle
-    from healing.services import healing_cycle_run
     from healing.tasks import metrics_rollup
 
     OrderFactory.create_batch(2, status="CONFIRMED", stuck_minutes=61)
@@ -82,7 +82,7 @@ def test_the_minute_job_brings_a_cycles_counters_up_to_date():
     healing_cycle_run(trigger="CLI", dispatch=sent.extend)  # tasks "in flight"
     cycle = HealingCycle.objects.get()
     assert (cycle.pending, cycle.healed) == (2, 0)
-    from healing.services import healing_execute
+    from healing.execution import healing_execute
 
     for healing_id, token in sent:
         healing_execute(healing_id=healing_id, token=token)
