@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 # Apps whose admin ADMIN may change and OPERATIONS may only view.
-_MANAGED_APPS = ("orders", "healing", "notifications", "django_celery_beat")
+_MANAGED_APPS = ("orders", "healing", "notifications", "django_celery_beat", "axes")
 
 
 def role_groups_ensure() -> dict[str, Group]:
