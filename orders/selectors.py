@@ -6,7 +6,15 @@ from decimal import Decimal
 
 from django.db.models import Exists, F, OuterRef, QuerySet, Sum
 
-from orders.models import CreditAccount, CreditEntry, Vendor, VendorAssignment
+from orders.models import (
+    OPEN_STATUSES,
+    CreditAccount,
+    CreditEntry,
+    Order,
+    OrderStatusChange,
+    Vendor,
+    VendorAssignment,
+)
 
 
 def vendor_candidates(*, order_id: int | OuterRef) -> QuerySet[Vendor]:
@@ -34,3 +42,44 @@ def credit_balance(*, account: CreditAccount) -> Decimal:
     """The ledger's sum: charges are negative, refunds positive."""
     total = CreditEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"]
     return total or Decimal("0")
+
+
+# --- The vendor and order APIs (issue 14) -----------------------------------
+
+
+def vendor_orders_list(*, vendor_id: int) -> QuerySet[Order]:
+    """The vendor's open orders, offers it has not confirmed yet (PENDING) included."""
+    return Order.objects.filter(vendor_id=vendor_id, status__in=OPEN_STATUSES).order_by("id")
+
+
+def vendor_order_get(*, vendor_id: int, order_id: int) -> Order | None:
+    """The order if it is assigned to this vendor now; None otherwise (no leak)."""
+    return Order.objects.filter(pk=order_id, vendor_id=vendor_id).first()
+
+
+def order_get(*, order_id: int) -> Order | None:
+    return Order.objects.select_related("buyer", "vendor").filter(pk=order_id).first()
+
+
+def order_history(*, order: Order) -> QuerySet[OrderStatusChange]:
+    return order.status_changes.order_by("created_at", "id")
+
+
+def order_healings(*, order: Order) -> list[dict]:
+    """The order's healings, read through the reverse relation so orders never
+    imports healing (DESIGN.md: healing -> orders only)."""
+    return list(
+        order.healing_actions.order_by("created_at", "id").values(  # type: ignore[attr-defined]
+            "id",
+            "trigger",
+            "issue_type",
+            "recovery_action",
+            "recovery_status",
+            "detected_status",
+            "resulting_status",
+            "previous_vendor_id",
+            "new_vendor_id",
+            "created_at",
+            "completed_at",
+        )
+    )

@@ -100,12 +100,17 @@ def _compare_and_set(
     expected_status: str,
     expected_clock: datetime | None,
     now: datetime,
+    expected_vendor_id: int | None = None,
     **changes: Any,
 ) -> None:
     """One conditional UPDATE; raises OrderMovedOn when the order is not as expected."""
     filters: dict[str, Any] = {"pk": order.pk, "status": expected_status}
     if expected_clock is not None:
         filters["stuck_since"] = expected_clock
+    if expected_vendor_id is not None:
+        # A vendor acts on its own assignment only, even if a reassignment
+        # landed between its read and this write.
+        filters["vendor_id"] = expected_vendor_id
     with _status_writes():
         updated = Order.objects.filter(**filters).update(stuck_since=now, updated_at=now, **changes)
     if not updated:
@@ -168,6 +173,7 @@ def order_create(
     vendor: Vendor | None = None,
     actor: Actor | None = None,
     number: str | None = None,
+    currency: str = "USD",
     now: datetime | None = None,
 ) -> Order:
     """Place an order (PENDING), charge credit when paid by CREDIT, offer it to a vendor."""
@@ -181,6 +187,7 @@ def order_create(
             status=OrderStatus.PENDING,
             payment_method=payment_method,
             total=total,
+            currency=currency,
             created_at=now,
             updated_at=now,
             status_changed_at=now,
@@ -226,9 +233,14 @@ def order_transition(
     actor: Actor,
     reason: str = "",
     expected_status: str | None = None,
+    expected_vendor_id: int | None = None,
     now: datetime | None = None,
 ) -> Order:
-    """Move an order forward along the state machine (or cancel it)."""
+    """Move an order forward along the state machine (or cancel it).
+
+    ``expected_vendor_id``: the change applies only while the order is still
+    assigned to that vendor (a vendor acting through the vendor API).
+    """
     if to_status == OrderStatus.CANCELLED:
         return order_cancel(
             order=order, actor=actor, reason=reason, expected_status=expected_status, now=now
@@ -241,6 +253,7 @@ def order_transition(
             order=order,
             expected_status=from_status,
             expected_clock=None,
+            expected_vendor_id=expected_vendor_id,
             now=now,
             status=to_status,
             status_changed_at=now,
@@ -279,6 +292,59 @@ def order_ship(*, order: Order, actor: Actor) -> Order:
 
 def order_deliver(*, order: Order, actor: Actor) -> Order:
     return order_transition(order=order, to_status=OrderStatus.DELIVERED, actor=actor)
+
+
+def order_vendor_decline(
+    *, order: Order, vendor_id: int, reason: str, now: datetime | None = None
+) -> Order:
+    """The vendor gives the order back: it is PENDING without a vendor, for good.
+
+    The vendor's assignment ends DECLINED (the one-assignment-per-vendor
+    constraint keeps it from ever getting the order again) and
+    ``order_vendor_declined`` is sent inside the transaction, so whoever
+    starts the reassignment does it atomically with the decline.
+    """
+    from orders.signals import order_vendor_declined
+
+    now = now or timezone.now()
+    from_status = order.status
+    if from_status not in REASSIGNABLE_STATUSES:
+        raise InvalidTransition(
+            f"an order in {from_status} cannot be declined (only "
+            f"{', '.join(REASSIGNABLE_STATUSES)})",
+            field="status",
+        )
+    with transaction.atomic(savepoint=False):
+        _compare_and_set(
+            order=order,
+            expected_status=from_status,
+            expected_clock=None,
+            expected_vendor_id=vendor_id,
+            now=now,
+            status=OrderStatus.PENDING,
+            status_changed_at=now,
+            vendor_id=None,
+        )
+        _history(
+            order=order,
+            from_status=from_status,
+            to_status=OrderStatus.PENDING,
+            actor=Actor.vendor(),
+            reason=f"declined by vendor {vendor_id}: {reason}",
+            now=now,
+            from_vendor_id=vendor_id,
+            to_vendor_id=None,
+        )
+        Vendor.objects.filter(pk=vendor_id, open_orders__gt=0).update(
+            open_orders=F("open_orders") - 1
+        )
+        VendorAssignment.objects.filter(
+            order_id=order.pk, vendor_id=vendor_id, ended_at__isnull=True
+        ).update(ended_at=now, outcome=AssignmentOutcome.DECLINED)
+        order_vendor_declined.send(
+            sender=Order, order=order, vendor_id=vendor_id, reason=reason, now=now
+        )
+    return order
 
 
 # --- Repairs ------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""Clients of the two edges: a vendor holding an API key, a MARKETPLACE service account."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from orders.authentication import MARKETPLACE
+from orders.credentials import vendor_credentials_issue
+
+
+@pytest.fixture
+def vendor_client(db, api_defaults):
+    """``vendor_client(vendor)``: an APIClient sending that vendor's fresh API key."""
+
+    def make(vendor) -> APIClient:
+        issued = vendor_credentials_issue(vendor=vendor, rotate=hasattr(vendor, "credential"))
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {issued.api_key}")
+        client.webhook_secret = issued.webhook_secret
+        return client
+
+    return make
+
+
+@pytest.fixture
+def marketplace_user(db):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from tests.api.helpers import PASSWORD
+
+    user = get_user_model().objects.create_user(username="marketplace-svc", password=PASSWORD)
+    user.groups.add(Group.objects.get_or_create(name=MARKETPLACE)[0])
+    return user
+
+
+@pytest.fixture
+def marketplace_api(marketplace_user, api_defaults) -> APIClient:
+    from tests.api.helpers import bearer_client
+
+    return bearer_client(marketplace_user)
