@@ -184,3 +184,141 @@ def test_session_post_without_csrf_token_is_refused_as_json(make_user):
 
     error = assert_error(response, 403, "permission_denied")
     assert "CSRF" in error["message"]
+
+
+# --- issue 20 item 10: no trailing slash, the old spelling kept -------------------
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_token_endpoints_answer_without_a_trailing_slash(make_user, settings, debug):
+    settings.DEBUG = debug
+    make_user(OPERATIONS, "ops")
+    client = APIClient()
+
+    pair = client.post("/api/v1/auth/token", {"username": "ops", "password": PASSWORD})
+    assert pair.status_code == 200, pair.content
+    rotated = client.post("/api/v1/auth/token/refresh", {"refresh": pair.json()["refresh"]})
+    assert rotated.status_code == 200
+    assert set(rotated.json()) == {"access", "refresh"}
+    # The slash spelling still works (TOKEN_URL / REFRESH_URL above use it).
+    again = client.post(REFRESH_URL, {"refresh": rotated.json()["refresh"]})
+    assert again.status_code == 200
+
+
+# --- issue 20 item 14: an expired token says so ------------------------------------
+
+
+def test_expired_token_says_it_expired(make_user):
+    user = make_user(ADMIN, "admin")
+    with time_machine.travel(timezone.now() - timedelta(hours=1), tick=False):
+        access = str(RefreshToken.for_user(user).access_token)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+
+    error = assert_error(client.get(PROTECTED), 401, "token_not_valid")
+
+    assert "expired" in error["message"]
+    assert "not valid for any token type" not in error["message"]
+
+
+def test_expired_refresh_token_says_it_expired(make_user):
+    user = make_user(ADMIN, "admin")
+    with time_machine.travel(timezone.now() - timedelta(days=3), tick=False):
+        refresh = str(RefreshToken.for_user(user))
+
+    error = assert_error(
+        APIClient().post(REFRESH_URL, {"refresh": refresh}), 401, "token_not_valid"
+    )
+
+    assert "expired" in error["message"]
+
+
+# --- issue 21 item 3: revocation ------------------------------------------------------
+
+
+def _login(username: str) -> dict:
+    response = APIClient().post("/api/v1/auth/token", {"username": username, "password": PASSWORD})
+    assert response.status_code == 200
+    return response.json()
+
+
+def _bearer(access: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    return client
+
+
+def test_a_password_change_revokes_the_old_access_and_refresh_tokens(make_user):
+    user = make_user(OPERATIONS, "ops")
+    old = _login("ops")
+    assert _bearer(old["access"]).get(PROTECTED).status_code == 200
+
+    user.set_password("a-new-password-4567")
+    user.save(update_fields=["password"])
+
+    assert_error(_bearer(old["access"]).get(PROTECTED), 401, "password_changed")
+    error = assert_error(
+        APIClient().post("/api/v1/auth/token/refresh", {"refresh": old["refresh"]}),
+        401,
+        "password_changed",
+    )
+    assert "password" in error["message"]
+    # The new password gets tokens that work.
+    fresh = APIClient().post(
+        "/api/v1/auth/token", {"username": "ops", "password": "a-new-password-4567"}
+    )
+    assert _bearer(fresh.json()["access"]).get(PROTECTED).status_code == 200
+
+
+def test_deactivation_revokes_the_access_and_refresh_tokens(make_user):
+    user = make_user(OPERATIONS, "ops")
+    old = _login("ops")
+
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+
+    assert _bearer(old["access"]).get(PROTECTED).status_code == 401
+    assert APIClient().post(REFRESH_URL, {"refresh": old["refresh"]}).status_code == 401
+
+
+def test_log_out_everywhere_revokes_every_token_issued_before_it(make_user):
+    from api.revocation import user_tokens_revoke
+
+    user = make_user(OPERATIONS, "ops")
+    with time_machine.travel(timezone.now() - timedelta(seconds=5), tick=False):
+        first, second = _login("ops"), _login("ops")
+    other = make_user(ADMIN, "other")
+    others = _login("other")
+
+    blacklisted = user_tokens_revoke(user=user)
+
+    assert blacklisted == 2
+    for pair in (first, second):
+        assert_error(_bearer(pair["access"]).get(PROTECTED), 401, "token_revoked")
+        assert APIClient().post(REFRESH_URL, {"refresh": pair["refresh"]}).status_code == 401
+    # Someone else's tokens, and a new login after the revocation, still work.
+    assert _bearer(others["access"]).get(PROTECTED).status_code == 200
+    assert other.pk != user.pk
+    with time_machine.travel(timezone.now() + timedelta(seconds=2), tick=False):
+        after = _login("ops")
+        assert _bearer(after["access"]).get(PROTECTED).status_code == 200
+
+
+def test_the_admin_action_logs_a_user_out_everywhere(make_user, client):
+    from django.contrib.auth import get_user_model
+
+    user = make_user(OPERATIONS, "ops")
+    with time_machine.travel(timezone.now() - timedelta(seconds=5), tick=False):
+        old = _login("ops")
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456-x")
+    client.force_login(root)
+
+    response = client.post(
+        "/admin/auth/user/",
+        {"action": "tokens_revoke_action", "_selected_action": [user.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert b"Revoked the API tokens of 1 user(s)" in response.content
+    assert _bearer(old["access"]).get(PROTECTED).status_code == 401

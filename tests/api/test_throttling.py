@@ -36,6 +36,50 @@ def test_token_endpoint_is_throttled(throttled, make_user):
     assert int(response["Retry-After"]) > 0
 
 
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_a_rotating_x_forwarded_for_cannot_avoid_the_token_throttle(
+    throttled, make_user, settings, proxies
+):
+    # Issue 21 item 1: DRF keyed anonymous throttling on the raw header.
+    settings.TRUSTED_PROXY_COUNT = proxies
+    make_user(OPERATIONS, "ops")
+    client = APIClient()
+
+    def attempt(n: int, password: str = "bad"):
+        # The client writes whatever it likes left of the proxy's entry; with
+        # no trusted proxy it controls the whole header.
+        forwarded = f"198.51.100.{n}" if proxies == 0 else f"198.51.100.{n}, 203.0.113.9"
+        return client.post(
+            "/api/v1/auth/token",
+            {"username": "ops", "password": password},
+            REMOTE_ADDR="10.0.0.2" if proxies else "203.0.113.9",
+            HTTP_X_FORWARDED_FOR=forwarded,
+        )
+
+    codes = [attempt(n).status_code for n in range(3)]
+    response = attempt(99, PASSWORD)
+
+    assert codes == [401, 401, 401]
+    assert_error(response, 429, "throttled")
+
+
+def test_clients_behind_the_trusted_proxy_have_their_own_budgets(throttled, make_user, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    make_user(OPERATIONS, "ops")
+    client = APIClient()
+
+    def attempt(address: str):
+        return client.post(
+            "/api/v1/auth/token",
+            {"username": "ops", "password": "bad"},
+            REMOTE_ADDR="10.0.0.2",
+            HTTP_X_FORWARDED_FOR=address,
+        ).status_code
+
+    assert [attempt("198.51.100.1") for _ in range(4)] == [401, 401, 401, 429]
+    assert attempt("198.51.100.2") == 401
+
+
 def test_run_cycle_is_throttled_per_user(throttled, ops_api, rules, client_for):
     url = "/api/v1/self-healing/run-cycle"
 

@@ -297,6 +297,38 @@ def test_run_cycle_waits_a_bounded_time_and_reports_what_is_pending(ops_api, rul
     assert 0.3 <= result["waited_seconds"] < 3
 
 
+def test_run_cycle_wait_0_answers_202_with_the_cycle_to_poll(ops_api, rules, settings):
+    # Issue 20 item 16: no worker held while the healings run.
+    settings.HEALING_API_WAIT_SECONDS = 30
+    OrderFactory(status="PENDING", stuck_minutes=45)
+
+    response = ops_api.post(f"{BASE}/run-cycle?wait=0")
+
+    assert response.status_code == 202, response.content
+    result = response.json()["result"]
+    assert result["waited_seconds"] < 5
+    assert (result["detected"], result["pending"], result["timed_out"]) == (1, 1, True)
+    assert response["Location"].endswith(f"{BASE}/cycles/{result['cycle_id']}")
+    poll = ops_api.get(response["Location"])
+    assert poll.status_code == 200 and poll.json()["cycle"]["id"] == result["cycle_id"]
+
+
+def test_run_cycle_wait_0_is_documented(admin_api):
+    schema = admin_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"][f"{BASE}/run-cycle"]["post"]
+
+    assert "202" in operation["responses"]
+    assert "cycle_id" in operation["responses"]["202"]["description"]
+    assert "wait" in {parameter["name"] for parameter in operation["parameters"]}
+
+
+@pytest.mark.parametrize("value", ["maybe", "2"])
+def test_run_cycle_bad_wait_is_400(ops_api, rules, value):
+    response = ops_api.post(f"{BASE}/run-cycle?wait={value}")
+
+    assert_error(response, 400, "invalid", "wait")
+
+
 def test_run_cycle_while_another_runs_is_409(ops_api, rules):
     running = HealingCycleFactory(status="RUNNING", trigger="BEAT")
 
