@@ -79,7 +79,8 @@ class RoleAutoSchema(AutoSchema):
             return ["health"]
         return super().get_tags()
 
-    def get_description(self) -> str:
+    # drf-spectacular's signature (no arguments), not the DRF stub's ViewInspector one.
+    def get_description(self) -> str:  # type: ignore[override]
         description = super().get_description() or ""
         roles = roles_of(self.view)
         if not roles:
