@@ -198,6 +198,11 @@ def open_notifications(*, limit: int = 10) -> dict[str, Any]:
     }
 
 
+def _annotated(rows: Any) -> list[Any]:
+    """Rows annotated by a selector (``healed_now``, ...), which the model type does not know."""
+    return list(rows)
+
+
 def last_cycles(*, limit: int = 10) -> list[dict[str, Any]]:
     """The newest cycles with their outcomes counted now, as the API's list
     shows them (a cycle's own counters lag while its healings finish)."""
@@ -216,11 +221,13 @@ def last_cycles(*, limit: int = 10) -> list[dict[str, Any]]:
             "guard_tripped": cycle.guard_tripped,
             "duration_ms": cycle.duration_ms,
         }
-        for cycle in cycles_list()[:limit]
+        for cycle in _annotated(cycles_list()[:limit])
     ]
 
 
-def dashboard_data(*, role: str | None, days: int = 14, now: datetime | None = None) -> dict:
+def dashboard_data(
+    *, role: str | None, days: int = 14, now: datetime | None = None
+) -> dict[str, Any]:
     """Everything one dashboard refresh needs, limited to what ``role`` may see."""
     now = now or timezone.now()
     days = max(1, min(days, MAX_DAYS))

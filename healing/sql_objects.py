@@ -6,21 +6,54 @@ and ``auto_heal_order(order_id, issue_type, recovery_action)``.
 Kept from blocking later column changes: PostgreSQL refuses ``ALTER COLUMN
 ... TYPE`` or ``DROP COLUMN`` on a column a view reads. So each view is only
 ``SELECT * FROM <function>()``, and the functions' bodies are SQL strings,
-which PostgreSQL does not track as dependencies. A migration may change any
-column of ``orders``, ``healing_actions`` or ``healing_stuck_rules``; if it
-changes one these functions read, it adds ``RunPython(sql_objects_forward)``
-(idempotent: drop and create) to refresh them. The row functions are
+which PostgreSQL does not track as dependencies. The row functions are
 ``LANGUAGE sql STABLE`` with a single SELECT, so the planner inlines them
 into the caller's query: filters on the view still use the indexes.
 
-``auto_heal_order`` never changes an order (invariant 1): it records a
-PENDING healing, with a claim token and an already-expired lease, that the
-next cycle dispatches like any healing whose task was lost (invariant 7).
+The same rules as the Python side, so the two cannot drift:
+
+- ``stuck_orders_view`` / ``detect_stuck_orders()`` are "stuck" as
+  ``healing.detection`` defines it (thresholds and ladders read from
+  ``healing_stuck_rules``; attempts since the last manual resolution; an
+  expired lease re-dispatched, not re-created; manual hold excluded).
+  ``tests/healing/reports/test_sql_drift.py`` runs both on the same orders
+  under several rule sets and compares every row.
+- ``healing_statistics_view`` is ``healing.reports.statistics.statistics_daily``
+  (one row per day, issue type, action and status).
+- ``auto_heal_order`` is ``healing.execution.healing_initiate`` with
+  ``trigger=SQL``: the same checks in the same order, its status lists
+  generated below from the Python constants (``ISSUE_TYPE_FOR_STATUS``,
+  ``OPEN_STATUSES``, ``REASSIGNABLE_STATUSES``, ``WORKFLOW_STEP``). It also
+  refuses an unknown action (the API's serializer does that before
+  ``healing_initiate``). It never changes an order (invariant 1): it records a
+  PENDING healing, with a claim token and an already-expired lease, that the
+  next cycle dispatches like any healing whose task was lost (invariant 7).
+
+Migrations never import this module: each one that (re)creates an object
+holds a frozen copy of its SQL (``SQL_OBJECTS``), and a test checks that the
+newest frozen copy of every object is the text here. Changing a statement
+here therefore needs a new migration with the new text.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from healing.models import ACTIVE_STATUSES, ATTEMPT_STATUSES, ISSUE_TYPE_FOR_STATUS, RecoveryAction
+from orders.gateway import WORKFLOW_STEP
+from orders.models import OPEN_STATUSES, REASSIGNABLE_STATUSES
+
+
+def _sql_list(values: Any) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+def _issue_type_case(column: str) -> str:
+    whens = " ".join(
+        f"WHEN '{status}' THEN '{issue}'" for status, issue in ISSUE_TYPE_FOR_STATUS.items()
+    )
+    return f"CASE {column} {whens} END"
+
 
 STUCK_ORDERS_ROWS = """
 CREATE OR REPLACE FUNCTION healing_stuck_orders_rows()
@@ -143,18 +176,15 @@ RETURNS TABLE (
     success_rate numeric
 )
 LANGUAGE sql STABLE AS $body$
-    -- Same definitions as healing.stats.statistics_daily: the UTC day of
-    -- detection; recovery time = completed - detected of SUCCESS healings;
-    -- recovery_status = the most common final status (ties: alphabetical).
+    -- Same definitions as healing.reports.statistics.statistics_daily: the
+    -- UTC day of detection; recovery time = completed - detected of SUCCESS
+    -- healings; one row per recovery status, so a row's status is the status
+    -- of every healing it counts.
     SELECT
         (a.issue_detected_at AT TIME ZONE 'UTC')::date,
         a.issue_type::text,
         a.recovery_action::text,
-        COALESCE(
-            mode() WITHIN GROUP (ORDER BY a.recovery_status::text) FILTER (
-                WHERE a.recovery_status IN ('SUCCESS', 'FAILED', 'SKIPPED', 'MANUAL_REQUIRED')),
-            mode() WITHIN GROUP (ORDER BY a.recovery_status::text)
-        ),
+        a.recovery_status::text,
         count(*)::integer,
         round((avg(extract(epoch FROM (a.completed_at - a.issue_detected_at)))
                FILTER (WHERE a.recovery_status = 'SUCCESS') / 60)::numeric, 2),
@@ -176,7 +206,7 @@ LANGUAGE sql STABLE AS $body$
               / NULLIF(count(*) FILTER (
                   WHERE a.recovery_status IN ('SUCCESS', 'FAILED', 'MANUAL_REQUIRED')), 0), 2)
     FROM healing_actions a
-    GROUP BY 1, 2, 3
+    GROUP BY 1, 2, 3, 4
 $body$;
 """
 
@@ -185,14 +215,17 @@ CREATE OR REPLACE VIEW healing_statistics_view AS
 SELECT * FROM healing_statistics_rows();
 """
 
-AUTO_HEAL_ORDER = """
+_AUTO_HEAL_ORDER_TEMPLATE = """
 CREATE OR REPLACE FUNCTION auto_heal_order(
     p_order_id bigint, p_issue_type text, p_recovery_action text
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $body$
+-- healing_initiate(order, trigger=SQL, issue_type, recovery_action), step by step.
 DECLARE
     v_order record;
     v_issue_type text;
+    v_rule record;
+    v_action text := p_recovery_action;
     v_attempts integer;
     v_id bigint;
     v_now timestamptz := now();
@@ -203,41 +236,59 @@ BEGIN
         RAISE EXCEPTION 'auto_heal_order: order % does not exist', p_order_id
             USING ERRCODE = 'no_data_found';
     END IF;
-    SELECT r.issue_type INTO v_issue_type
-      FROM healing_stuck_rules r WHERE r.status = v_order.status;
-    IF v_issue_type IS NULL THEN
-        RAISE EXCEPTION 'auto_heal_order: order % is %: nothing to heal',
-            p_order_id, v_order.status USING ERRCODE = 'check_violation';
-    END IF;
-    IF p_issue_type IS DISTINCT FROM v_issue_type THEN
-        RAISE EXCEPTION 'auto_heal_order: order % is %, so its issue type is %, not %',
-            p_order_id, v_order.status, v_issue_type, p_issue_type
-            USING ERRCODE = 'check_violation';
-    END IF;
-    IF p_recovery_action IS NULL OR p_recovery_action NOT IN
-        ('REASSIGN_VENDOR', 'RETRY_WORKFLOW', 'CANCEL_ORDER', 'MANUAL_INTERVENTION') THEN
-        RAISE EXCEPTION 'auto_heal_order: unknown recovery action %', p_recovery_action
-            USING ERRCODE = 'check_violation';
-    END IF;
-    IF p_recovery_action = 'REASSIGN_VENDOR'
-       AND v_order.status NOT IN ('PENDING', 'CONFIRMED', 'ACCEPTED') THEN
-        RAISE EXCEPTION 'auto_heal_order: an order in % is never reassigned', v_order.status
-            USING ERRCODE = 'check_violation';
-    END IF;
 
     -- At most one active healing per order (invariant 2): return the active one.
     SELECT a.id INTO v_id FROM healing_actions a
-     WHERE a.order_id = p_order_id AND a.recovery_status IN ('PENDING', 'IN_PROGRESS');
+     WHERE a.order_id = p_order_id AND a.recovery_status IN (@ACTIVE_STATUSES@);
     IF FOUND THEN
         RETURN v_id;
     END IF;
 
+    IF v_order.status NOT IN (@OPEN_STATUSES@) THEN
+        RAISE EXCEPTION 'auto_heal_order: order % is %: nothing to heal',
+            p_order_id, v_order.status USING ERRCODE = 'check_violation';
+    END IF;
+    v_issue_type := @ISSUE_TYPE_OF_STATUS@;
+    IF p_issue_type IS NOT NULL AND p_issue_type IS DISTINCT FROM v_issue_type THEN
+        RAISE EXCEPTION 'auto_heal_order: order % is %, so its issue type is %, not %',
+            p_order_id, v_order.status, COALESCE(v_issue_type, 'none'), p_issue_type
+            USING ERRCODE = 'check_violation';
+    END IF;
+
     SELECT count(*) INTO v_attempts FROM healing_actions a
      WHERE a.order_id = p_order_id
-       AND a.recovery_status IN ('SUCCESS', 'FAILED', 'MANUAL_REQUIRED')
+       AND a.recovery_status IN (@ATTEMPT_STATUSES@)
        AND a.created_at > COALESCE(
            (SELECT max(x.resolved_at) FROM healing_actions x WHERE x.order_id = p_order_id),
            '-infinity'::timestamptz);
+
+    IF v_action IS NULL THEN
+        -- No action named: the order must be past its rule's threshold, and
+        -- the rule's ladder picks the step.
+        SELECT r.threshold_minutes, r.ladder INTO v_rule
+          FROM healing_stuck_rules r WHERE r.status = v_order.status;
+        IF NOT FOUND OR v_issue_type IS NULL THEN
+            RAISE EXCEPTION 'auto_heal_order: order % is %: no stuck rule applies',
+                p_order_id, v_order.status USING ERRCODE = 'check_violation';
+        END IF;
+        IF v_now - v_order.stuck_since < make_interval(mins => v_rule.threshold_minutes) THEN
+            RAISE EXCEPTION 'auto_heal_order: order % is under its % min threshold',
+                p_order_id, v_rule.threshold_minutes USING ERRCODE = 'check_violation';
+        END IF;
+        v_action := COALESCE(v_rule.ladder ->> v_attempts, '@MANUAL_INTERVENTION@');
+    END IF;
+    IF v_action NOT IN (@RECOVERY_ACTIONS@) THEN
+        RAISE EXCEPTION 'auto_heal_order: unknown recovery action %', v_action
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF v_action = '@REASSIGN_VENDOR@' AND v_order.status NOT IN (@REASSIGNABLE_STATUSES@) THEN
+        RAISE EXCEPTION 'auto_heal_order: an order in % is never reassigned', v_order.status
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF v_action = '@RETRY_WORKFLOW@' AND v_order.status NOT IN (@WORKFLOW_STATUSES@) THEN
+        RAISE EXCEPTION 'auto_heal_order: an order in % has no workflow step', v_order.status
+            USING ERRCODE = 'check_violation';
+    END IF;
 
     INSERT INTO healing_actions (
         order_id, cycle_id, issue_type, "trigger", issue_detected_at, detected_status,
@@ -247,10 +298,10 @@ BEGIN
         error_message, retry_count, admin_notified, claim_token, lease_expires_at,
         resolved_at, resolved_by_id, requested_by_id, created_at, updated_at
     ) VALUES (
-        p_order_id, NULL, v_issue_type, 'SQL', v_now, v_order.status,
+        p_order_id, NULL, COALESCE(v_issue_type, ''), 'SQL', v_now, v_order.status,
         v_order.stuck_since,
         GREATEST(floor(extract(epoch FROM (v_now - v_order.stuck_since)) / 60), 0)::integer,
-        v_attempts + 1, false, p_recovery_action,
+        v_attempts + 1, false, v_action,
         'PENDING', '', NULL, NULL,
         NULL, '', v_order.vendor_id, NULL,
         '', 0, false, gen_random_uuid(),
@@ -270,14 +321,33 @@ END;
 $body$;
 """
 
-CREATE_STATEMENTS: tuple[str, ...] = (
-    STUCK_ORDERS_ROWS,
-    STUCK_ORDERS_VIEW,
-    DETECT_STUCK_ORDERS,
-    STATISTICS_ROWS,
-    STATISTICS_VIEW,
-    AUTO_HEAL_ORDER,
-)
+# The status and action lists of the Python checks, substituted into the body.
+_AUTO_HEAL_ORDER_VALUES: dict[str, str] = {
+    "@ACTIVE_STATUSES@": _sql_list(ACTIVE_STATUSES),
+    "@OPEN_STATUSES@": _sql_list(OPEN_STATUSES),
+    "@ISSUE_TYPE_OF_STATUS@": _issue_type_case("v_order.status"),
+    "@ATTEMPT_STATUSES@": _sql_list(ATTEMPT_STATUSES),
+    "@MANUAL_INTERVENTION@": RecoveryAction.MANUAL_INTERVENTION.value,
+    "@RECOVERY_ACTIONS@": _sql_list(RecoveryAction.values),
+    "@REASSIGN_VENDOR@": RecoveryAction.REASSIGN_VENDOR.value,
+    "@REASSIGNABLE_STATUSES@": _sql_list(REASSIGNABLE_STATUSES),
+    "@RETRY_WORKFLOW@": RecoveryAction.RETRY_WORKFLOW.value,
+    "@WORKFLOW_STATUSES@": _sql_list(WORKFLOW_STEP),
+}
+AUTO_HEAL_ORDER = _AUTO_HEAL_ORDER_TEMPLATE
+for _placeholder, _value in _AUTO_HEAL_ORDER_VALUES.items():
+    AUTO_HEAL_ORDER = AUTO_HEAL_ORDER.replace(_placeholder, _value)
+
+# Name -> CREATE statement, in creation order (a view after its function).
+SQL_OBJECTS: dict[str, str] = {
+    "healing_stuck_orders_rows": STUCK_ORDERS_ROWS,
+    "stuck_orders_view": STUCK_ORDERS_VIEW,
+    "detect_stuck_orders": DETECT_STUCK_ORDERS,
+    "healing_statistics_rows": STATISTICS_ROWS,
+    "healing_statistics_view": STATISTICS_VIEW,
+    "auto_heal_order": AUTO_HEAL_ORDER,
+}
+CREATE_STATEMENTS: tuple[str, ...] = tuple(SQL_OBJECTS.values())
 
 DROP_STATEMENTS: tuple[str, ...] = (
     "DROP FUNCTION IF EXISTS auto_heal_order(bigint, text, text)",

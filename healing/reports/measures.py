@@ -38,22 +38,22 @@ class SecondsBetween(Func):
     output_field = FloatField()
     arity = 2
 
-    def as_postgresql(self, compiler: Any, conn: Any, **extra: Any) -> Any:
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(
             compiler,
-            conn,
+            connection,
             template="EXTRACT(EPOCH FROM (%(expressions)s))::double precision",
             arg_joiner=" - ",
             **extra,
         )
 
-    def as_sqlite(self, compiler: Any, conn: Any, **extra: Any) -> Any:
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         return self.as_sql(
             compiler,
-            conn,
+            connection,
             template="((julianday(%(expressions)s)) * 86400.0)",
             arg_joiner=") - julianday(",
-            **extra,
+            **extra_context,
         )
 
 
@@ -134,7 +134,7 @@ def outcome_counts() -> dict[str, Any]:
 
 def recovery_percentiles(
     healings: QuerySet[HealingAction], *, group_by: Sequence[str] = ()
-) -> dict[tuple, tuple[float | None, float | None]]:
+) -> dict[tuple[Any, ...], tuple[float | None, float | None]]:
     """(p50, p95) recovery seconds of the SUCCESS healings, per group key."""
     successes = healings.filter(recovery_status=RecoveryStatus.SUCCESS, completed_at__isnull=False)
     if _on_postgres():
@@ -147,7 +147,7 @@ def recovery_percentiles(
             )
         )
         return {tuple(row[k] for k in group_by): (row["p50"], row["p95"]) for row in rows}
-    grouped: dict[tuple, list[float]] = defaultdict(list)
+    grouped: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for row in successes.order_by().values(*group_by).annotate(seconds=recovery_seconds()):
         grouped[tuple(row[k] for k in group_by)].append(row["seconds"])
     return {

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.core.cache import cache
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -74,7 +75,7 @@ CYCLE_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 
 CLOSED_CACHE_SECONDS = 2 * 24 * 3600
 _CACHE_PREFIX = "healing:prometheus:closed:v3"
 
-Counts = dict[str, dict[tuple, float]]
+Counts = dict[str, dict[tuple[Any, ...], float]]
 
 
 # --- Counting one slice of history -------------------------------------------
@@ -108,7 +109,8 @@ def _outcome_counts(completed: QuerySet[HealingAction]) -> Counts:
     out: Counts = {"healings": {}, "recovery": {}}
     for action, status, n in outcomes:
         out["healings"][(action, status)] = n
-    for row in histogram:
+    rows = cast("list[dict[str, Any]]", list(histogram))
+    for row in rows:
         action = row["recovery_action"]
         out["recovery"][(action, "count")] = row["count"]
         out["recovery"][(action, "sum")] = row["sum"] or 0.0
@@ -153,7 +155,7 @@ def _cycle_counts(cycles: QuerySet[HealingCycle]) -> Counts:
 def _slice(*, before: datetime | None = None, since: datetime | None = None) -> Counts:
     """Counts of the rows stamped in ``[since, before)``, each by its own stamp."""
 
-    def stamped(queryset: QuerySet, field: str) -> QuerySet:
+    def stamped(queryset: QuerySet[Any], field: str) -> QuerySet[Any]:
         if before is not None:
             queryset = queryset.filter(**{f"{field}__lt": before})
         if since is not None:

@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import reduce
 from operator import or_
-from typing import Any
+from typing import Any, cast
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -127,10 +127,11 @@ def metrics_compute(*, dates: list[date], now: datetime) -> list[HealingMetric]:
             for action, column in _ACTION_COLUMN.items()
         }
     )
-    by_day = {
-        row["day"]: row
-        for row in healings.order_by().values("day").annotate(**outcome_counts(), **extra)
-    }
+    day_rows = cast(
+        "list[dict[str, Any]]",
+        list(healings.order_by().values("day").annotate(**outcome_counts(), **extra)),
+    )
+    by_day = {row["day"]: row for row in day_rows}
     percentiles = recovery_percentiles(healings, group_by=("day",))
     notifications = dict(
         AdminNotification.objects.filter(_days_query("created_at", dates))

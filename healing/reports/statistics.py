@@ -9,7 +9,6 @@ the success rate is ``healing.reports.kpis.success_rate``; "stuck" is
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,7 +19,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from healing.detection import _stuck_queryset, rules_enabled
-from healing.models import FINAL_STATUSES, HealingAction, StuckRule
+from healing.models import HealingAction, StuckRule
 from healing.reports.kpis import row_success_rate
 from healing.reports.measures import (
     healings_in_window,
@@ -30,41 +29,15 @@ from healing.reports.measures import (
 )
 
 
-def most_common_status(counts: dict[str, int]) -> str | None:
-    """The group's most common *final* status, as the seed's example reads.
-
-    Ties go to the alphabetically first status, as PostgreSQL's
-    ``mode() WITHIN GROUP (ORDER BY recovery_status)`` does in
-    ``healing_statistics_view``; a group with no final healing yet reports its
-    most common active status.
-    """
-    final = {s: n for s, n in counts.items() if s in FINAL_STATUSES and n}
-    pool = final or {s: n for s, n in counts.items() if n}
-    if not pool:
-        return None
-    return sorted(pool.items(), key=lambda item: (-item[1], item[0]))[0][0]
-
-
-def _status_counts(
-    healings: QuerySet[HealingAction], group_by: Sequence[str]
-) -> dict[tuple, Counter]:
-    rows = healings.order_by().values(*group_by, "recovery_status").annotate(n=Count("id"))
-    counts: dict[tuple, Counter] = defaultdict(Counter)
-    for row in rows:
-        counts[tuple(row[k] for k in group_by)][row["recovery_status"]] += row["n"]
-    return counts
-
-
 def _grouped(
     healings: QuerySet[HealingAction], group_by: Sequence[str]
-) -> list[tuple[tuple, dict[str, Any], tuple[float | None, float | None], Counter]]:
+) -> list[tuple[tuple[Any, ...], dict[str, Any], tuple[float | None, float | None]]]:
     rows = healings.order_by().values(*group_by).annotate(**outcome_counts())
     percentiles = recovery_percentiles(healings, group_by=group_by)
-    statuses = _status_counts(healings, group_by)
     out = []
     for row in rows:
         key = tuple(row[k] for k in group_by)
-        out.append((key, row, percentiles.get(key, (None, None)), statuses[key]))
+        out.append((key, row, percentiles.get(key, (None, None))))
     return out
 
 
@@ -84,7 +57,8 @@ def _summary(row: dict[str, Any], p50: float | None, p95: float | None) -> dict[
 
 
 def statistics_daily(*, days: int, now: datetime | None = None) -> list[dict[str, Any]]:
-    """One row per (day, issue type, recovery action) of the last ``days`` days.
+    """One row per (day, issue type, recovery action, recovery status) of the
+    last ``days`` days, grouped as the seed's ``healing_statistics_view`` is.
 
     The seed's keys (``issue_type``, ``recovery_action``, ``recovery_status``,
     ``total_cases``, ``avg_recovery_time_minutes``, ``successful_recoveries``,
@@ -92,14 +66,19 @@ def statistics_daily(*, days: int, now: datetime | None = None) -> list[dict[str
     ``manual_interventions``, ``active``, ``p50_recovery_time_minutes``,
     ``p95_recovery_time_minutes``, ``admin_notifications`` (healings that
     paged an admin) and ``success_rate`` (percent of attempted).
-    ``total_cases`` counts every healing detected, active ones included.
-    Ordered newest day first, then by issue type and action.
+
+    A row's ``recovery_status`` is the status of every healing it counts, so
+    it is never a vote: 2 successes and 2 failures are a SUCCESS row of 2 and
+    a FAILED row of 2. ``total_cases`` counts every healing detected, active
+    ones included (their own PENDING / IN_PROGRESS rows). Sum the rows of a
+    day (the dashboard does) for a day's totals and its success rate.
+    Ordered newest day first, then by issue type, action and status.
     """
     now = now or timezone.now()
     healings = healings_in_window(days=days, now=now).annotate(date=TruncDate("issue_detected_at"))
     result = []
-    for (day, issue_type, action), row, (p50, p95), statuses in _grouped(
-        healings, ("date", "issue_type", "recovery_action")
+    for (day, issue_type, action, status), row, (p50, p95) in _grouped(
+        healings, ("date", "issue_type", "recovery_action", "recovery_status")
     ):
         summary = _summary(row, p50, p95)
         result.append(
@@ -107,7 +86,7 @@ def statistics_daily(*, days: int, now: datetime | None = None) -> list[dict[str
                 "date": day.isoformat(),
                 "issue_type": issue_type,
                 "recovery_action": action,
-                "recovery_status": most_common_status(statuses),
+                "recovery_status": status,
                 "total_cases": summary["total_cases"],
                 "avg_recovery_time_minutes": summary["avg_recovery_time_minutes"],
                 "successful_recoveries": summary["successful_recoveries"],
@@ -121,7 +100,14 @@ def statistics_daily(*, days: int, now: datetime | None = None) -> list[dict[str
                 "success_rate": summary["success_rate"],
             }
         )
-    result.sort(key=lambda r: (_neg_date(r["date"]), r["issue_type"], r["recovery_action"]))
+    result.sort(
+        key=lambda r: (
+            _neg_date(r["date"]),
+            r["issue_type"],
+            r["recovery_action"],
+            r["recovery_status"],
+        )
+    )
     return result
 
 
@@ -139,7 +125,7 @@ def statistics_by_vendor(*, days: int, now: datetime | None = None) -> list[dict
     )
     result = [
         {"vendor_id": vendor_id, "vendor_name": name, **_summary(row, p50, p95)}
-        for (vendor_id, name), row, (p50, p95), _ in _grouped(
+        for (vendor_id, name), row, (p50, p95) in _grouped(
             healings, ("previous_vendor_id", "vendor_name")
         )
     ]
@@ -158,7 +144,7 @@ def statistics_by_issue_type(*, days: int, now: datetime | None = None) -> list[
     healings = healings_in_window(days=days, now=now)
     result = [
         {"issue_type": issue_type, **_summary(row, p50, p95)}
-        for (issue_type,), row, (p50, p95), _ in _grouped(healings, ("issue_type",))
+        for (issue_type,), row, (p50, p95) in _grouped(healings, ("issue_type",))
     ]
     result.sort(key=lambda r: r["issue_type"])
     return result

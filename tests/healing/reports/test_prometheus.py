@@ -10,9 +10,9 @@ from django.core.cache import cache
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.metrics import address_allowed
 from healing.cycle import healing_cycle_run
 from healing.models import HealingAction, HealingCycle
-from healing.prometheus import address_allowed
 from healing.reports.prometheus import RECOVERY_BUCKETS, metrics_render
 from tests.factories import AdminNotificationFactory, OrderFactory, VendorFactory
 from tests.healing.reports.metrics_data import NOW, healing_make
@@ -35,6 +35,7 @@ def metrics_settings(settings):
     settings.METRICS_TOKEN = TOKEN
     settings.METRICS_ALLOWED_IPS = ["10.0.0.0/8"]
     settings.METRICS_TRUST_X_FORWARDED_FOR = False
+    settings.TRUSTED_PROXY_COUNT = 0
     return settings
 
 
@@ -216,11 +217,14 @@ def test_access_needs_the_token_or_an_allowed_address(metrics_settings, headers,
 
 
 def test_forwarded_address_is_used_only_when_trusted(metrics_settings):
-    metrics_settings.METRICS_TRUST_X_FORWARDED_FOR = True
-    response = Client().get(
-        "/metrics", REMOTE_ADDR="192.168.1.1", HTTP_X_FORWARDED_FOR="10.9.9.9, 192.168.1.1"
-    )
+    # api.clients: the client is the hop our one trusted proxy (REMOTE_ADDR) saw.
+    metrics_settings.TRUSTED_PROXY_COUNT = 1
+    response = Client().get("/metrics", REMOTE_ADDR="192.168.1.1", HTTP_X_FORWARDED_FOR="10.9.9.9")
     assert response.status_code == 200
+    spoofed = Client().get(
+        "/metrics", REMOTE_ADDR="192.168.1.1", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.9"
+    )
+    assert spoofed.status_code == 401
 
 
 def test_without_a_token_only_loopback_by_default(settings):

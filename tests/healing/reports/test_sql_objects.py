@@ -224,11 +224,11 @@ def test_healing_statistics_view_matches_the_statistics_selector():
         python = statistics_daily(days=7, now=NOW)
         sql = _dicts(
             "SELECT * FROM healing_statistics_view WHERE date >= %s ORDER BY date DESC, "
-            "issue_type, recovery_action",
+            "issue_type, recovery_action, recovery_status",
             [NOW.date() - timedelta(days=6)],
         )
 
-    assert len(sql) == len(python) == 5
+    assert len(sql) == len(python) == 8  # one row per status (issue 20 item 5)
     for s, p in zip(sql, python, strict=True):
         converted = {
             k: (

@@ -10,7 +10,6 @@ import time_machine
 from healing.reports.kpis import kpi_met, kpis_evaluate
 from healing.reports.measures import percentile, window_start
 from healing.reports.statistics import (
-    most_common_status,
     statistics_by_issue_type,
     statistics_by_vendor,
     statistics_daily,
@@ -34,7 +33,7 @@ def mixed(at_now):
 
 
 def _key(row):
-    return (row["date"], row["issue_type"], row["recovery_action"])
+    return (row["date"], row["issue_type"], row["recovery_action"], row["recovery_status"])
 
 
 def test_statistics_daily_for_seven_days_matches_the_hand_computed_fixture(mixed):
@@ -42,46 +41,86 @@ def test_statistics_daily_for_seven_days_matches_the_hand_computed_fixture(mixed
 
     by_key = {_key(r): r for r in rows}
     assert list(by_key) == [
-        ("2026-11-20", "STUCK_CONFIRMED", "RETRY_WORKFLOW"),
-        ("2026-11-20", "STUCK_PENDING", "REASSIGN_VENDOR"),
-        ("2026-11-20", "STUCK_PROCESSING", "MANUAL_INTERVENTION"),
-        ("2026-11-19", "STUCK_ACCEPTED", "REASSIGN_VENDOR"),
-        ("2026-11-14", "STUCK_CONFIRMED", "RETRY_WORKFLOW"),
+        ("2026-11-20", "STUCK_CONFIRMED", "RETRY_WORKFLOW", "SKIPPED"),
+        ("2026-11-20", "STUCK_PENDING", "REASSIGN_VENDOR", "FAILED"),
+        ("2026-11-20", "STUCK_PENDING", "REASSIGN_VENDOR", "IN_PROGRESS"),
+        ("2026-11-20", "STUCK_PENDING", "REASSIGN_VENDOR", "SUCCESS"),
+        ("2026-11-20", "STUCK_PROCESSING", "MANUAL_INTERVENTION", "MANUAL_REQUIRED"),
+        ("2026-11-19", "STUCK_ACCEPTED", "REASSIGN_VENDOR", "FAILED"),
+        ("2026-11-19", "STUCK_ACCEPTED", "REASSIGN_VENDOR", "SUCCESS"),
+        ("2026-11-14", "STUCK_CONFIRMED", "RETRY_WORKFLOW", "SUCCESS"),
     ]  # newest day first; 11-13 is outside the window
-    assert by_key[("2026-11-20", "STUCK_PENDING", "REASSIGN_VENDOR")] == {
+    assert by_key[("2026-11-20", "STUCK_PENDING", "REASSIGN_VENDOR", "SUCCESS")] == {
         "date": "2026-11-20",
         "issue_type": "STUCK_PENDING",
         "recovery_action": "REASSIGN_VENDOR",
         "recovery_status": "SUCCESS",
-        "total_cases": 5,
+        "total_cases": 3,
         "avg_recovery_time_minutes": 5.33,  # (120 + 240 + 600) / 3 s
         "successful_recoveries": 3,
-        "failed_recoveries": 1,
+        "failed_recoveries": 0,
         "skipped_recoveries": 0,
         "manual_interventions": 0,
-        "active": 1,
+        "active": 0,
         "p50_recovery_time_minutes": 4.0,  # 240 s
         "p95_recovery_time_minutes": 9.4,  # 240 + 0.9 * (600 - 240) = 564 s
-        "admin_notifications": 1,
-        "success_rate": 75.0,
+        "admin_notifications": 0,
+        "success_rate": 100.0,
     }
-    skipped = by_key[("2026-11-20", "STUCK_CONFIRMED", "RETRY_WORKFLOW")]
-    assert skipped["recovery_status"] == "SKIPPED"
+    failed = by_key[("2026-11-20", "STUCK_PENDING", "REASSIGN_VENDOR", "FAILED")]
+    assert (failed["total_cases"], failed["failed_recoveries"]) == (1, 1)
+    assert (failed["admin_notifications"], failed["success_rate"]) == (1, 0.0)
+    assert failed["avg_recovery_time_minutes"] is None  # nothing recovered, nothing timed
+    running = by_key[("2026-11-20", "STUCK_PENDING", "REASSIGN_VENDOR", "IN_PROGRESS")]
+    assert (running["total_cases"], running["active"], running["success_rate"]) == (1, 1, None)
+    # The day's four REASSIGN_VENDOR outcomes still add up to 75 %.
+    today = [r for r in rows if r["date"] == "2026-11-20" and r["issue_type"] == "STUCK_PENDING"]
+    assert sum(r["total_cases"] for r in today) == 5
+    assert sum(r["successful_recoveries"] for r in today) == 3
+    skipped = by_key[("2026-11-20", "STUCK_CONFIRMED", "RETRY_WORKFLOW", "SKIPPED")]
     assert skipped["skipped_recoveries"] == 1
-    assert skipped["avg_recovery_time_minutes"] is None  # nothing recovered, nothing timed
+    assert skipped["avg_recovery_time_minutes"] is None
     assert skipped["success_rate"] is None
-    manual = by_key[("2026-11-20", "STUCK_PROCESSING", "MANUAL_INTERVENTION")]
-    assert (manual["recovery_status"], manual["manual_interventions"]) == ("MANUAL_REQUIRED", 1)
+    manual = by_key[("2026-11-20", "STUCK_PROCESSING", "MANUAL_INTERVENTION", "MANUAL_REQUIRED")]
+    assert manual["manual_interventions"] == 1
     assert manual["success_rate"] == 0.0
-    yesterday = by_key[("2026-11-19", "STUCK_ACCEPTED", "REASSIGN_VENDOR")]
-    assert yesterday["recovery_status"] == "FAILED"  # 2 failed vs 1 success
-    assert (yesterday["total_cases"], yesterday["successful_recoveries"]) == (3, 1)
-    assert yesterday["failed_recoveries"] == 2
-    assert yesterday["avg_recovery_time_minutes"] == 2.0  # finished after midnight, still 11-19
-    assert yesterday["admin_notifications"] == 2
-    assert yesterday["success_rate"] == 33.33
-    first_day = by_key[("2026-11-14", "STUCK_CONFIRMED", "RETRY_WORKFLOW")]
+    yesterday_failed = by_key[("2026-11-19", "STUCK_ACCEPTED", "REASSIGN_VENDOR", "FAILED")]
+    yesterday_success = by_key[("2026-11-19", "STUCK_ACCEPTED", "REASSIGN_VENDOR", "SUCCESS")]
+    assert (yesterday_failed["total_cases"], yesterday_failed["failed_recoveries"]) == (2, 2)
+    assert yesterday_failed["admin_notifications"] == 2
+    assert (yesterday_success["total_cases"], yesterday_success["successful_recoveries"]) == (1, 1)
+    # finished after midnight, still 11-19
+    assert yesterday_success["avg_recovery_time_minutes"] == 2.0
+    first_day = by_key[("2026-11-14", "STUCK_CONFIRMED", "RETRY_WORKFLOW", "SUCCESS")]
     assert first_day["p50_recovery_time_minutes"] == first_day["p95_recovery_time_minutes"] == 1.5
+
+
+def test_a_tie_of_outcomes_is_two_rows_never_a_vote(at_now):
+    """Issue 20 item 5: 2 successes and 2 failures are not a "FAILED" group."""
+    for status in ("SUCCESS", "FAILED", "SUCCESS", "FAILED"):
+        healing_make(
+            detected_at=NOW - timedelta(hours=1),
+            issue_type="STUCK_PENDING",
+            action="REASSIGN_VENDOR",
+            status=status,
+            seconds=60,
+        )
+
+    rows = statistics_daily(days=1, now=NOW)
+
+    assert [
+        (r["recovery_status"], r["total_cases"], r["successful_recoveries"], r["failed_recoveries"])
+        for r in rows
+    ] == [("FAILED", 2, 0, 2), ("SUCCESS", 2, 2, 0)]
+    for row in rows:  # every row is coherent with its status
+        assert (
+            row["total_cases"]
+            == row[
+                {"SUCCESS": "successful_recoveries", "FAILED": "failed_recoveries"}[
+                    row["recovery_status"]
+                ]
+            ]
+        )
 
 
 def test_statistics_values_are_plain_numbers(mixed):
@@ -248,20 +287,6 @@ def test_kpi_met_rejects_an_unknown_comparison():
 )
 def test_percentile_interpolates_like_percentile_cont(values, fraction, expected):
     assert percentile(values, fraction) == expected
-
-
-@pytest.mark.parametrize(
-    ("counts", "expected"),
-    [
-        ({"SUCCESS": 2, "FAILED": 1}, "SUCCESS"),
-        ({"SUCCESS": 1, "FAILED": 1}, "FAILED"),  # tie: alphabetical, like mode()
-        ({"SUCCESS": 1, "IN_PROGRESS": 5}, "SUCCESS"),  # final statuses first
-        ({"PENDING": 1, "IN_PROGRESS": 2}, "IN_PROGRESS"),
-        ({}, None),
-    ],
-)
-def test_most_common_status(counts, expected):
-    assert most_common_status(counts) == expected
 
 
 def test_stuck_orders_summary_counts_orders_past_each_rule(at_now):
