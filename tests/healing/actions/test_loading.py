@@ -1,0 +1,70 @@
+"""healing_load: one statement, real model instances, the same candidate as
+orders.selectors.vendor_candidates (the two rankings must never drift)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from healing.actions.loading import healing_load
+from orders.models import Vendor
+from orders.selectors import vendor_select
+from tests.factories import OrderFactory, VendorFactory
+from tests.healing.helpers import initiate
+
+pytestmark = pytest.mark.django_db
+
+
+def test_load_is_one_statement_with_typed_instances():
+    order = OrderFactory(status="PENDING", stuck_minutes=45)
+    healing = initiate(order, "RETRY_WORKFLOW" if order.vendor_id else "CANCEL_ORDER")
+
+    with CaptureQueriesContext(connection) as queries:
+        loaded = healing_load(healing_id=healing.pk)
+
+    assert len(queries.captured_queries) == 1
+    assert loaded is not None
+    got = loaded.healing
+    assert got.pk == healing.pk and got.order.pk == order.pk
+    assert isinstance(got.claim_token, uuid.UUID) and got.claim_token == healing.claim_token
+    assert isinstance(got.issue_detected_at, datetime) and got.issue_detected_at.tzinfo
+    assert got.order.stuck_since == order.stuck_since
+    assert isinstance(got.order.total, Decimal) and got.order.total == order.total
+    assert (got.order.vendor.pk if got.order.vendor else None) == order.vendor_id
+    assert healing_load(healing_id=healing.pk + 10_000) is None
+
+
+def test_candidate_is_the_one_vendor_candidates_ranks_first():
+    """Inactive, full and already-assigned vendors are skipped; then acceptance
+    rate, free room and id decide — as the ORM selector does."""
+    order = OrderFactory(status="PENDING", stuck_minutes=45)
+    VendorFactory(acceptance_rate=0.99, is_active=False)
+    full = VendorFactory(acceptance_rate=0.98, capacity=1)
+    Vendor.objects.filter(pk=full.pk).update(open_orders=1)
+    tied_busier = VendorFactory(acceptance_rate=0.95, capacity=10)
+    Vendor.objects.filter(pk=tied_busier.pk).update(open_orders=3)
+    tied_freer = VendorFactory(acceptance_rate=0.95, capacity=10)
+    VendorFactory(acceptance_rate=0.5)
+    healing = initiate(order, "REASSIGN_VENDOR")
+
+    loaded = healing_load(healing_id=healing.pk)
+
+    assert loaded is not None and loaded.candidate is not None
+    expected = vendor_select(order_id=order.pk)
+    assert expected is not None
+    assert loaded.candidate.vendor_id == expected.pk == tied_freer.pk
+
+
+def test_no_candidate_unless_the_action_reassigns():
+    order = OrderFactory(status="PENDING", stuck_minutes=45)
+    VendorFactory(acceptance_rate=0.99)
+    healing = initiate(order, "CANCEL_ORDER")
+
+    loaded = healing_load(healing_id=healing.pk)
+
+    assert loaded is not None and loaded.candidate is None
