@@ -130,7 +130,8 @@ def _shift_open_clocks(*, since: datetime, now: datetime) -> None:
             "status_changed_at = status_changed_at + %s, stuck_since = stuck_since + %s "
             "WHERE status IN ('PENDING','CONFIRMED','ACCEPTED','PROCESSING','SHIPPED')"
         )
-        cursor.execute(shift, [delta] * 4)
+        params: list[Any] = [delta] * 4  # psycopg adapts a timedelta to an interval
+        cursor.execute(shift, params)
     vacuum_analyze("orders")
 
 

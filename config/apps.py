@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
@@ -18,6 +18,6 @@ class ProjectConfig(AppConfig):
         # sync only needs django_celery_beat's tables.
         post_migrate.connect(
             beat_schedule_sync_after_migrate,
-            sender=self.apps.get_app_config("django_celery_beat"),
+            sender=apps.get_app_config("django_celery_beat"),
             dispatch_uid="config.beat.beat_schedule_sync",
         )

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import Any
 
 # rebuild_metrics --days: a century of daily rows is already more than the
 # table will ever hold; a larger number only overflows date arithmetic.
@@ -44,23 +44,28 @@ days_back = int_in_range(name="a number of days", minimum=1, maximum=DAYS_BACK_M
 
 
 @contextmanager
-def closed_pipe_ignored(stream: IO[str] | None = None) -> Iterator[None]:
+def closed_pipe_ignored(stream: object = None) -> Iterator[None]:
     """Let ``command | head`` end quietly: a reader that closed its end of the
     pipe is not an error worth a BrokenPipeError traceback.
 
-    ``stream`` is what the block writes to (default ``sys.stdout``). When it is
-    the process's stdout, that file descriptor is pointed at /dev/null so
+    ``stream`` is what the block writes to (default ``sys.stdout``; a command's
+    ``self.stdout`` wrapper is unwrapped). When it is the process's stdout,
+    that file descriptor is pointed at /dev/null so
     Python's last flush at exit does not raise again (the recipe in the
     ``signal`` module's documentation on SIGPIPE).
     """
-    stream = sys.stdout if stream is None else stream
+    target: Any = sys.stdout if stream is None else getattr(stream, "_out", stream)
     try:
         yield
-        stream.flush()
+        target.flush()
     except BrokenPipeError:
-        if stream is sys.stdout or stream is sys.__stdout__:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, stream.fileno())
-            finally:
-                os.close(devnull)
+        if target is sys.stdout or target is sys.__stdout__:
+            _discard(target)
+
+
+def _discard(stream: Any) -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)

@@ -100,7 +100,8 @@ class UTCFormatter(logging.Formatter):
     """Plain text with UTC timestamps, like the JSON lines, and the record's
     extra fields as ``key=value`` after the message."""
 
-    converter = time.gmtime
+    def converter(self, timestamp: float | None = None) -> time.struct_time:
+        return time.gmtime(timestamp)
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)

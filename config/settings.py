@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -362,7 +363,7 @@ NOTIFICATION_VENDOR_TIMEOUTS_PER_DAY = env_int("NOTIFICATION_VENDOR_TIMEOUTS_PER
 HEALING_METRICS_ROLLUP_INTERVAL_SECONDS = env_int("HEALING_METRICS_ROLLUP_INTERVAL_SECONDS", 60)
 HEALING_MONITORING_INTERVAL_SECONDS = env_int("HEALING_MONITORING_INTERVAL_SECONDS", 60)
 NOTIFICATION_SWEEP_INTERVAL_SECONDS = env_int("NOTIFICATION_SWEEP_INTERVAL_SECONDS", 60)
-BEAT_SCHEDULE = {
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "self-healing cycle": {
         "task": "healing.tasks.run_cycle",
         "every_seconds": HEALING_CYCLE_INTERVAL_SECONDS,

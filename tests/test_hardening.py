@@ -150,9 +150,10 @@ SECRET_PATTERNS = {
 # Placeholders that look like credentials in URLs but are documentation.
 URL_PASSWORD_PLACEHOLDERS = {"password", "pass", "secret", "changeme", "***", "PASSWORD", "pw"}
 # Secret-named settings assigned a literal in application code (tests and docs
-# may hold test values): only these reviewed ones.
+# may hold test values): only these reviewed ones. A value with whitespace is
+# a sentence (an error message about a password), not a credential.
 SECRET_ASSIGNMENT = re.compile(
-    r"(?P<name>\w*(?:SECRET|PASSWORD|TOKEN|API_KEY)\w*)\s*=\s*['\"](?P<value>[^'\"]{8,})['\"]"
+    r"(?P<name>\w*(?:SECRET|PASSWORD|TOKEN|API_KEY)\w*)\s*=\s*['\"](?P<value>[^'\"\s]{8,})['\"]"
 )
 ALLOWED_LITERALS = {
     # settings.py: the development-only key, refused when DEBUG is off.
@@ -194,6 +195,7 @@ def test_the_secret_scanner_catches_what_it_should():
     for sample in samples:
         assert any(p.search(sample) for p in SECRET_PATTERNS.values()), sample
     assert SECRET_ASSIGNMENT.search('STRIPE_API_KEY = "' + "abcdefgh12345" + '"')
+    assert not SECRET_ASSIGNMENT.search('PASSWORD_CHANGED_MESSAGE = "Your password has changed."')
 
 
 # --- ORM or parameterised SQL only -----------------------------------------------

@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         result = healing_cycle_run(trigger=Trigger.CLI)
-        summary = {
+        summary: dict[str, Any] = {
             "ran": result.ran,
             "cycle_id": result.cycle_id,
             "detected": result.detected,

@@ -35,6 +35,8 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         if healing.recovery_status == RecoveryStatus.PENDING:
             try:
+                # healing_initiate hands out a PENDING healing with its claim token.
+                assert healing.claim_token is not None
                 healing_execute(healing_id=healing.pk, token=healing.claim_token)
             except HealingTransientError as exc:
                 raise CommandError(f"transient failure, try again: {exc}") from exc

@@ -21,7 +21,7 @@ class Command(BaseCommand):
         # are; --limit only trims what is printed.
         rows = stuck_orders_detect()
         shown = rows if limit is None else rows[:limit]
-        with closed_pipe_ignored(self.stdout._out):
+        with closed_pipe_ignored(self.stdout):
             self._table_write(shown)
             if len(shown) < len(rows):
                 self.stdout.write(f"showing {len(shown)} of {len(rows)} stuck order(s)")
