@@ -27,7 +27,7 @@ def _dl(rows: list[tuple[str, Any]]) -> SafeString:
     )
 
 
-def timestamp_display(value: Any) -> Any:
+def timestamp_display(value: Any, *, fmt: str = "j M Y, H:i:s T") -> Any:
     """A datetime, or the ISO string a notification's details keep, as people read
     it; any other value is returned as it is."""
     if isinstance(value, str):
@@ -42,7 +42,7 @@ def timestamp_display(value: Any) -> Any:
         return value
     if timezone.is_naive(value):
         value = timezone.make_aware(value, UTC)
-    return date_format(timezone.localtime(value), "j M Y, H:i:s T")
+    return date_format(timezone.localtime(value), fmt)
 
 
 def _party_display(model: type[Vendor] | type[Buyer], kind: str, party_id: Any) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from healing.detection import order_on_manual_hold
 from healing.models import RecoveryStatus
@@ -188,3 +192,64 @@ def test_the_link_in_alerts_opens_this_admin_page(settings):
     assert notification_admin_url(42) == "https://ops.example.com" + reverse(
         "admin:notifications_adminnotification_change", args=[42]
     )
+
+
+# --- Layout and wording of the admin pages (issue 20 item 15); the browser
+# checks at 1440 / 1920 px are in tests/test_admin_browser.py.
+
+
+def test_the_list_shows_unresolved_notifications_unless_asked_for_all(client, admin_user):
+    open_one = AdminNotificationFactory(title="still open")
+    done = AdminNotificationFactory(title="done already", resolved_at=timezone.now())
+    client.force_login(admin_user)
+
+    default = client.get(reverse(CHANGELIST))
+    assert list(default.context["cl"].result_list) == [open_one]
+    everything = client.get(reverse(CHANGELIST), {"resolved": "all"})
+    assert {n.pk for n in everything.context["cl"].result_list} == {open_one.pk, done.pk}
+    resolved = client.get(reverse(CHANGELIST), {"resolved": "yes"})
+    assert list(resolved.context["cl"].result_list) == [done]
+
+
+def test_the_list_colours_severity_and_keeps_order_numbers_on_one_line(client, admin_user):
+    notification = AdminNotificationFactory(severity="CRITICAL")
+    client.force_login(admin_user)
+    html = client.get(reverse(CHANGELIST)).content.decode()
+    assert '<span class="severity severity-critical">Critical</span>' in html
+    order_url = reverse("admin:orders_order_change", args=[notification.order_id])
+    assert f'class="nowrap" href="{order_url}"' in html
+    assert "notifications/admin.css" in html
+
+
+def test_the_detail_names_vendor_and_buyer_and_formats_dates(client, admin_user):
+    notification = _manual_notification()
+    order = notification.order
+    stuck_since = timezone.now() - timedelta(hours=5)
+    notification.details["order"].update(
+        vendor_id=order.vendor_id, buyer_id=order.buyer_id, stuck_since=stuck_since.isoformat()
+    )
+    notification.details["history"][0]["issue_detected_at"] = stuck_since.isoformat()
+    AdminNotification.objects.filter(pk=notification.pk).update(details=notification.details)
+    client.force_login(admin_user)
+
+    html = client.get(
+        reverse("admin:notifications_adminnotification_change", args=[notification.pk])
+    ).content.decode()
+    assert order.vendor.name in html and order.buyer.name in html
+    assert reverse("admin:orders_vendor_change", args=[order.vendor_id]) in html
+    assert stuck_since.isoformat() not in html
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", html)
+    assert timezone.localtime(stuck_since).strftime("%H:%M:%S") in html
+    assert "Notification deliveries" in html and "Deliverys" not in html
+    assert 'id="notification-actions"' in html
+
+
+def test_the_order_page_is_read_only_without_save_or_delete(client, admin_user):
+    order = OrderFactory()
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:orders_order_change", args=[order.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'name="_save"' not in html and 'name="_continue"' not in html
+    assert "deletelink" not in html
+    assert client.post(reverse("admin:orders_order_delete", args=[order.pk])).status_code == 403
