@@ -33,7 +33,8 @@ class StatisticsApi(APIView):
             recovery_action = serializers.CharField()
             date = serializers.DateField()
             recovery_status = serializers.CharField(
-                allow_null=True, help_text="The most common outcome in the group."
+                allow_null=True,
+                help_text="The row's outcome: one row per status, as the seed's view groups.",
             )
             total_cases = serializers.IntegerField()
             avg_recovery_time_minutes = serializers.FloatField(allow_null=True)
