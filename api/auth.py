@@ -25,10 +25,14 @@ from api.throttles import SettingsScopedThrottle
 
 
 class TokenObtainInputSerializer(StrictKeysMixin, TokenObtainPairSerializer):
-    pass
+    class Meta:
+        ref_name = "TokenObtainPair"  # simplejwt's component name, kept for clients
 
 
 class TokenRefreshInputSerializer(StrictKeysMixin, TokenRefreshSerializer):
+    class Meta:
+        ref_name = "TokenRefresh"
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = self.token_class(attrs["refresh"])
         user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
