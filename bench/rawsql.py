@@ -7,6 +7,12 @@ the history and message rows and finishes the healing), without Django,
 Celery, logging or model instances. Only REASSIGN_VENDOR and RETRY_WORKFLOW
 are written out: they are the only first-attempt actions of the default
 ladders.
+
+What counts as still stuck is not redefined here: a healing is acted on while
+it is active (``healing.models.ACTIVE_STATUSES``) and its order is still in
+the episode it was detected in (``healing.actions.base.still_in_episode``'s
+rule, applied to the loaded columns); which orders are stuck at all is
+``healing.detection``'s business (the benchmark's healings come from a cycle).
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
+from healing.models import ACTIVE_STATUSES, RecoveryAction
 from orders.gateway import WORKFLOW_STEP
+
+_WRITTEN_OUT = (RecoveryAction.REASSIGN_VENDOR, RecoveryAction.RETRY_WORKFLOW)
 
 LOAD = """
 SELECT h.id, h.claim_token, h.recovery_status, h.recovery_action, h.detected_status,
@@ -89,6 +98,13 @@ WHERE id = %s AND claim_token = %s AND recovery_status = 'IN_PROGRESS'
 """
 
 
+def _still_in_episode(
+    *, order_status: str, stuck_since: datetime, detected: str, episode: datetime
+) -> bool:
+    """``still_in_episode`` on raw columns: same status and stuck clock as detected."""
+    return order_status == detected and stuck_since == episode
+
+
 def heal_one(conn: psycopg.Connection, healing_id: int, *, lease_seconds: int) -> str:
     """One healing, raw. Returns the outcome (SUCCESS, or STALE / SKIPPED)."""
     row = conn.execute(LOAD, [healing_id]).fetchone()
@@ -112,9 +128,11 @@ def heal_one(conn: psycopg.Connection, healing_id: int, *, lease_seconds: int) -
         candidate_id,
         _candidate_webhook,
     ) = row
-    if status not in ("PENDING", "IN_PROGRESS") or order_status != detected:
+    if status not in ACTIVE_STATUSES or not _still_in_episode(
+        order_status=order_status, stuck_since=stuck_since, detected=detected, episode=episode
+    ):
         return "SKIPPED"
-    if stuck_since != episode or action not in ("REASSIGN_VENDOR", "RETRY_WORKFLOW"):
+    if action not in _WRITTEN_OUT:
         return "SKIPPED"
     if (action == "REASSIGN_VENDOR" and candidate_id is None) or (
         action == "RETRY_WORKFLOW" and vendor_id is None
@@ -136,7 +154,9 @@ def heal_one(conn: psycopg.Connection, healing_id: int, *, lease_seconds: int) -
             )
             ids = [candidate_id] if vendor_id is None else [vendor_id, candidate_id]
             conn.execute(VENDOR_MOVE, [candidate_id, ids, vendor_id, candidate_id, order_id])
-            values = [(order_id, candidate_id, now, None, "ACTIVE")]
+            values: list[tuple[Any, Any, datetime, datetime | None, str]] = [
+                (order_id, candidate_id, now, None, "ACTIVE")
+            ]
             if vendor_id is not None:
                 values.append((order_id, vendor_id, now, now, "REASSIGNED"))
             placeholders = ", ".join(["(%s, %s, %s, %s, %s)"] * len(values))
