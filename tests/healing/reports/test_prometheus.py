@@ -384,3 +384,16 @@ def test_the_closed_days_never_change_after_the_fact():
 
     assert [s[series] for s in scrapes] == [2, 2, 2]
     assert scrapes[0] == scrapes[1] == scrapes[2]
+
+
+def test_pending_notifications_gauge_is_neither_acknowledged_nor_resolved():
+    """Issue 20 item 6: one meaning of "pending", notifications_list()'s."""
+    from django.utils import timezone
+
+    AdminNotificationFactory(severity="HIGH")
+    AdminNotificationFactory(severity="HIGH", dedup_key="seen", acknowledged_at=timezone.now())
+    AdminNotificationFactory(severity="HIGH", dedup_key="gone", resolved_at=timezone.now())
+
+    metrics = samples(metrics_render().decode())
+
+    assert metrics[("healing_admin_notifications_pending", _l(severity="HIGH"))] == 1

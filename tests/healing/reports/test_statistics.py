@@ -302,3 +302,39 @@ def test_stuck_orders_summary_counts_orders_past_each_rule(at_now):
     assert (summary["CONFIRMED"].count, summary["CONFIRMED"].oldest_minutes) == (1, 61)
     assert (summary["ACCEPTED"].count, summary["ACCEPTED"].oldest_minutes) == (0, None)
     assert set(summary) == {"PENDING", "CONFIRMED", "ACCEPTED", "PROCESSING"}
+
+
+def test_stuck_orders_summary_uses_detections_threshold_for_every_rule(at_now):
+    """One definition of "past the threshold": the summary counts what
+    detection finds, plus the orders detection leaves out because they are
+    being healed or held for a person."""
+    from django.utils import timezone
+
+    from healing.detection import rules_enabled, stuck_orders_detect
+    from healing.models import StuckRule
+    from tests.factories import HealingActionFactory
+
+    StuckRule.objects.filter(status="PENDING").update(threshold_minutes=40)
+    StuckRule.objects.filter(status="PROCESSING").update(enabled=False)
+    for status, minutes in (
+        ("PENDING", 39),
+        ("PENDING", 41),
+        ("PENDING", 500),
+        ("CONFIRMED", 61),
+        ("PROCESSING", 900),
+    ):
+        OrderFactory(status=status, stuck_minutes=minutes)
+    healed = OrderFactory(status="PENDING", stuck_minutes=90)
+    HealingActionFactory(order=healed, lease_expires_at=timezone.now() + timedelta(minutes=5))
+    now = datetime.now(tz=UTC)
+    rules = rules_enabled()
+
+    summary = {s.status: s.count for s in stuck_orders_summary(now=now, rules=rules)}
+    detected: dict[str, int] = {}
+    for item in stuck_orders_detect(now=now, rules=rules):
+        detected[item.status] = detected.get(item.status, 0) + 1
+
+    assert summary == {"PENDING": 3, "CONFIRMED": 1, "ACCEPTED": 0}
+    assert detected == {"PENDING": 2, "CONFIRMED": 1}  # the one being healed is not detected
+    oldest = {s.status: s.oldest_seconds for s in stuck_orders_summary(now=now, rules=rules)}
+    assert oldest["PENDING"] == 500 * 60
