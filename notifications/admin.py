@@ -163,7 +163,7 @@ class AdminNotificationAdmin(admin.ModelAdmin):
     # --- Read-only: every field is written by the services, never the form.
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [name for _title, options in self.fieldsets for name in options["fields"]]
+        return [str(name) for _title, options in self.fieldsets for name in options["fields"]]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -208,14 +208,14 @@ class AdminNotificationAdmin(admin.ModelAdmin):
 
     @admin.display(description="order", ordering="order__number")
     def order_link(self, obj: AdminNotification) -> str:
-        if obj.order_id is None:
+        if obj.order is None:
             return "-"
         url = reverse("admin:orders_order_change", args=[obj.order_id])
         return format_html('<a class="nowrap" href="{}">{}</a>', url, obj.order.number)
 
     @admin.display(description="links")
     def links(self, obj: AdminNotification) -> str:
-        if obj.order_id is None:
+        if obj.order is None:
             return "-"
         order_url = reverse("admin:orders_order_change", args=[obj.order_id])
         healings_url = reverse("admin:healing_healingaction_changelist")
