@@ -187,3 +187,25 @@ def test_a_real_healing_logs_its_ids_action_and_outcome(configure, tmp_path):
     assert finished[-1]["order_id"] == order.pk
     assert finished[-1]["action"] == "REASSIGN_VENDOR"
     assert finished[-1]["outcome"] == "SUCCESS"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("trigger", "label"),
+    [("BEAT", "Self-healing worker"), ("API", "Self-healing cycle (API)")],
+)
+def test_only_worker_cycles_say_self_healing_worker(caplog, trigger, label):
+    # The web process runs API-triggered cycles: "Self-healing worker:
+    # Starting cycle" there sent operators looking for a worker.
+    from healing.cycle import healing_cycle_run
+
+    OrderFactory(status="CONFIRMED", stuck_minutes=75)
+    with caplog.at_level(logging.INFO, logger="healing"):
+        healing_cycle_run(trigger=trigger, dispatch=lambda healings: None)
+
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"{label}: Starting cycle" in messages
+    if trigger == "API":
+        assert not [m for m in messages if m.startswith("Self-healing worker")]
+    completed = next(r for r in caplog.records if r.getMessage().endswith("Cycle completed"))
+    assert completed.cycle_id and completed.detected == 1
