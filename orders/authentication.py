@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 from rest_framework_api_key.permissions import KeyParser
@@ -80,3 +81,18 @@ class IsMarketplace(BasePermission):
         if user_role(user) == ADMIN:
             return True
         return user.groups.filter(name=MARKETPLACE).exists()
+
+
+class VendorApiKeyScheme(OpenApiAuthenticationExtension):
+    """OpenAPI: the vendor API's ``Authorization: Api-Key <key>`` security scheme."""
+
+    target_class = "orders.authentication.VendorApiKeyAuthentication"
+    name = "vendorApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`, from `manage.py vendor_credentials --vendor ID`.",
+        }

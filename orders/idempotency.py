@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from rest_framework.request import Request
@@ -106,7 +107,7 @@ def _replay(*, owner: str, key: str, digest: str) -> Response:
         )
     if stored.response_status is None:  # pragma: no cover - only while a request is running
         raise IdempotencyKeyInProgress(f"a request with {HEADER} {key!r} is in progress")
-    response = Response(stored.response_body, status=stored.response_status)
+    response = Response(json.loads(stored.response_body), status=stored.response_status)
     response["Idempotent-Replayed"] = "true"
     return response
 
@@ -147,8 +148,11 @@ def idempotent_response(
             # Not a result worth replaying: forget the key with the rest.
             transaction.set_rollback(True)
             return response
+        # Stored as JSON text (a JSON string value): escaped, so a NUL or a
+        # lone surrogate echoed in an error message cannot break jsonb.
         IdempotencyKey.objects.filter(pk=claimed).update(
-            response_status=response.status_code, response_body=response.data
+            response_status=response.status_code,
+            response_body=json.dumps(response.data, cls=DjangoJSONEncoder),
         )
     return response
 

@@ -22,6 +22,7 @@ from orders.authentication import IsMarketplace
 from orders.idempotency import HEADER, idempotent
 from orders.intake import order_place
 from orders.models import Order, PaymentMethod
+from orders.schema import idempotency_errors
 from orders.selectors import order_get, order_healings, order_history
 from orders.serializers import (
     MarketplaceOrderSerializer,
@@ -84,6 +85,9 @@ class OrderCreateApi(_MarketplaceApi):
         paymentMethod = serializers.ChoiceField(choices=PaymentMethod.choices)
         vendorId = id_field(required=False, allow_null=True, default=None)
 
+        class Meta:
+            ref_name = "OrderCreateInput"
+
     @extend_schema(
         tags=[TAG],
         operation_id="orders_create",
@@ -99,7 +103,11 @@ class OrderCreateApi(_MarketplaceApi):
         parameters=[
             OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=True),
         ],
-        responses={201: _OrderEnvelope, **error_responses(400, 401, 403, 409)},
+        responses={
+            201: _OrderEnvelope,
+            **error_responses(400, 401, 403, 413, 415),
+            **idempotency_errors(),
+        },
         examples=[
             OpenApiExample(
                 "Order paid by credit",
@@ -158,6 +166,9 @@ class OrderCancelApi(_MarketplaceApi):
     class InputSerializer(StrictInputSerializer):
         reason = serializers.CharField(max_length=400, required=False, default="")
 
+        class Meta:
+            ref_name = "OrderCancelInput"
+
     @extend_schema(
         tags=[TAG],
         operation_id="orders_cancel",
@@ -166,7 +177,11 @@ class OrderCancelApi(_MarketplaceApi):
         parameters=[
             OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=False),
         ],
-        responses={200: _OrderEnvelope, **error_responses(400, 401, 403, 404, 409)},
+        responses={
+            200: _OrderEnvelope,
+            **error_responses(400, 401, 403, 404, 413, 415),
+            **idempotency_errors(),
+        },
         examples=[
             OpenApiExample(
                 "Cancel", value={"reason": "buyer withdrew the order"}, request_only=True

@@ -19,6 +19,7 @@ from api.schema import error_responses
 from orders import vendor_actions
 from orders.authentication import IsVendor, VendorApiKeyAuthentication
 from orders.idempotency import HEADER, idempotent
+from orders.schema import idempotency_errors
 from orders.selectors import vendor_orders_list
 from orders.serializers import VendorOrderSerializer
 
@@ -93,6 +94,9 @@ class VendorOrderListApi(_VendorApi):
         limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=100)
         offset = serializers.IntegerField(required=False, min_value=0, max_value=10**9, default=0)
 
+        class Meta:
+            ref_name = "VendorOrderListQuery"
+
     @extend_schema(
         tags=[TAG],
         operation_id="vendor_orders_list",
@@ -165,7 +169,11 @@ def _action_schema(action: str, to_status: str, needs: str) -> Any:
         ),
         request=None,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={200: _OrderEnvelope, **error_responses(400, 401, 404, 409)},
+        responses={
+            200: _OrderEnvelope,
+            **error_responses(400, 401, 404, 413, 415),
+            **idempotency_errors(),
+        },
         examples=[
             OpenApiExample(
                 f"{action} done",
@@ -200,6 +208,9 @@ class VendorOrderDeclineApi(_VendorApi):
     class InputSerializer(StrictInputSerializer):
         reason = serializers.CharField(max_length=400, allow_blank=False, trim_whitespace=True)
 
+        class Meta:
+            ref_name = "VendorOrderDeclineInput"
+
     @extend_schema(
         tags=[TAG],
         operation_id="vendor_order_decline",
@@ -210,7 +221,11 @@ class VendorOrderDeclineApi(_VendorApi):
         ),
         request=InputSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={200: _DeclineEnvelope, **error_responses(400, 401, 404, 409)},
+        responses={
+            200: _DeclineEnvelope,
+            **error_responses(400, 401, 404, 413, 415),
+            **idempotency_errors(),
+        },
         examples=[
             OpenApiExample("Decline", value={"reason": "out of stock"}, request_only=True),
         ],

@@ -142,3 +142,14 @@ def test_two_threads_with_one_key_create_one_order_and_one_charge(marketplace_us
     assert results[0][1] == results[1][1]
     assert Order.objects.count() == 1
     assert CreditEntry.objects.filter(kind="CHARGE").count() == 1
+
+
+@pytest.mark.django_db
+def test_an_answer_echoing_a_nul_character_is_stored_and_replayed(marketplace_api):
+    """jsonb refuses NUL: the stored answer is escaped JSON text (found by schemathesis)."""
+    payload = {**body(BuyerFactory()), "bad\u0000key": 1}
+    first = marketplace_api.post(URL, payload, format="json", HTTP_IDEMPOTENCY_KEY="nul")
+    second = marketplace_api.post(URL, payload, format="json", HTTP_IDEMPOTENCY_KEY="nul")
+    assert first.status_code == second.status_code == 400
+    assert first.json() == second.json()
+    assert second["Idempotent-Replayed"] == "true"

@@ -83,7 +83,8 @@ def test_intake_requires_an_idempotency_key(marketplace_api):
     ],
 )
 def test_intake_refuses_bad_input_with_the_field(marketplace_api, body, field):
-    BuyerFactory(id=1)
+    buyer = BuyerFactory()
+    body = {key: buyer.pk if value == 1 else value for key, value in body.items()}
     response = place(marketplace_api, **body)
     assert response.status_code == 400, response.content
     assert response.json()["error"]["field"] == field
