@@ -20,7 +20,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from healing.detection import stuck_orders_detect
-from healing.models import HealingAction, RecoveryStatus
+from healing.models import ISSUE_TYPE_FOR_STATUS, HealingAction, RecoveryStatus
 from healing.reports.kpis import kpi_target, kpis_evaluate, success_rate
 from healing.reports.measures import recovery_percentiles, window_start
 from healing.reports.statistics import statistics_daily
@@ -37,7 +37,8 @@ OUTCOME_KEYS: tuple[tuple[str, str], ...] = (
     ("skipped_recoveries", "Skipped"),
     ("active", "In progress"),
 )
-STUCK_STATUSES: tuple[str, ...] = ("PENDING", "CONFIRMED", "ACCEPTED", "PROCESSING")
+# The statuses a stuck rule can name (one issue type each).
+STUCK_STATUSES: tuple[str, ...] = tuple(ISSUE_TYPE_FOR_STATUS)
 # Detection is index-driven but returns rows; a dashboard needs a count, and
 # past this many the panel says "at least".
 STUCK_COUNT_LIMIT = 10_000
