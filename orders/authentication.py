@@ -18,6 +18,7 @@ from rest_framework_api_key.permissions import KeyParser
 from api.permissions import ADMIN, user_role
 from orders.credentials import vendor_for_api_key
 from orders.models import Vendor
+from orders.roles import MARKETPLACE
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,6 @@ class IsVendor(BasePermission):
 
     def has_permission(self, request: Any, view: Any) -> bool:
         return isinstance(request.user, VendorClient)
-
-
-MARKETPLACE = "MARKETPLACE"
 
 
 class IsMarketplace(BasePermission):

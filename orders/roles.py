@@ -1,4 +1,8 @@
-"""The three roles of DESIGN.md, as Django groups with their permissions."""
+"""The roles of DESIGN.md, as Django groups with their permissions.
+
+Three staff roles (ADMIN, OPERATIONS, VIEWER) and the marketplace's service
+accounts (MARKETPLACE: the order API only, no admin, no healing API).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from api.permissions import ADMIN, OPERATIONS, ROLES, VIEWER, user_role
 # The role names and "which role does this user hold" live with the API's
 # permission classes (api.permissions); the groups behind them are made here.
 __all__ = [
+    "ACCOUNT_ROLES",
     "ADMIN",
+    "MARKETPLACE",
     "OPERATIONS",
     "ROLES",
     "VIEWER",
@@ -22,23 +28,29 @@ __all__ = [
     "user_role",
 ]
 
+# The fourth group (issue 14): creates and cancels orders under /api/v1/orders.
+MARKETPLACE = "MARKETPLACE"
+# Every role a user can be given (``user_role`` ranks the staff ones only).
+ACCOUNT_ROLES = (*ROLES, MARKETPLACE)
+
 # Apps whose admin ADMIN may change and OPERATIONS may only view.
 _MANAGED_APPS = ("orders", "healing", "notifications", "django_celery_beat", "axes")
 
 
 def role_groups_ensure() -> dict[str, Group]:
     """Create the groups and give ADMIN all permissions and OPERATIONS view ones."""
-    groups = {name: Group.objects.get_or_create(name=name)[0] for name in ROLES}
+    groups = {name: Group.objects.get_or_create(name=name)[0] for name in ACCOUNT_ROLES}
     managed = Permission.objects.filter(content_type__app_label__in=_MANAGED_APPS)
     groups[ADMIN].permissions.set(managed)
     groups[OPERATIONS].permissions.set(managed.filter(codename__startswith="view_"))
     groups[VIEWER].permissions.clear()
+    groups[MARKETPLACE].permissions.clear()
     return groups
 
 
 def role_user_create(*, username: str, password: str, role: str) -> tuple[Any, bool]:
     """Idempotent: creates the user or updates its password and role."""
-    if role not in ROLES:
+    if role not in ACCOUNT_ROLES:
         raise ValueError(f"unknown role {role!r}")
     user_model = get_user_model()
     with transaction.atomic():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from orders.authentication import MARKETPLACE
 from orders.credentials import vendor_credentials_issue
+from orders.roles import MARKETPLACE, role_user_create
 
 
 @pytest.fixture
@@ -25,14 +25,9 @@ def vendor_client(db, api_defaults):
 
 @pytest.fixture
 def marketplace_user(db):
-    from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
-
     from tests.api.helpers import PASSWORD
 
-    user = get_user_model().objects.create_user(username="marketplace-svc", password=PASSWORD)
-    user.groups.add(Group.objects.get_or_create(name=MARKETPLACE)[0])
-    return user
+    return role_user_create(username="marketplace-svc", password=PASSWORD, role=MARKETPLACE)[0]
 
 
 @pytest.fixture

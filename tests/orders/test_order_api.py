@@ -141,3 +141,11 @@ def test_cancel_replayed_with_its_key_is_the_same_answer(marketplace_api):
     assert first.json() == replay.json()
     assert replay["Idempotent-Replayed"] == "true"
     assert order.status_changes.filter(to_status=OrderStatus.CANCELLED).count() == 1
+
+
+def test_marketplace_accounts_are_not_staff_and_cannot_use_the_healing_api(
+    marketplace_api, marketplace_user
+):
+    assert not marketplace_user.is_staff
+    response = marketplace_api.get("/api/v1/self-healing/stuck-orders")
+    assert response.status_code == 403

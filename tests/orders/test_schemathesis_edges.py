@@ -11,8 +11,8 @@ import pytest
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from orders.authentication import MARKETPLACE
 from orders.credentials import vendor_credentials_issue
+from orders.roles import MARKETPLACE
 from tests.api.test_schemathesis import _fuzz, _keep_test_connection  # noqa: F401
 from tests.factories import BuyerFactory, OrderFactory, VendorFactory
 
