@@ -103,10 +103,13 @@ def test_api_matches_its_schema(api_schema, admin_token, request, settings, debu
     settings.DEBUG = debug
     headers = {"Authorization": f"Bearer {admin_token}"}
     failures: list[str] = []
-    operations = 0
+    operations = ours = 0
     for result in api_schema.get_all_operations():
         operation = result.ok()
         operations += 1
+        ours += operation.path.startswith(
+            ("/api/v1/self-healing/", "/api/v1/auth/", "/api/v1/health")
+        )
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
                 _fuzz(operation, mode, headers)
@@ -117,5 +120,6 @@ def test_api_matches_its_schema(api_schema, admin_token, request, settings, debu
                 failures.append(f"{operation.label} [{mode.value}]: {exc}"[:3000])
     # Printed in the terminal summary by tests/api/conftest.py (both DEBUG runs).
     request.config.api_schemathesis_cases = (len(generated), operations)
-    assert operations == 16
+    # The self-healing, auth and health operations; the marketplace's (issue 14) come on top.
+    assert ours == 16
     assert not failures, "\n\n".join(failures)
