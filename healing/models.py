@@ -177,6 +177,9 @@ class HealingCycle(models.Model):
     guard_tripped = models.BooleanField(default=False)
     duration_ms = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Refreshed while the cycle works; a RUNNING row with an old heartbeat is
+    # a dead holder's lock, abandoned by the next cycle (issue 16).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "healing_cycles"
@@ -233,6 +236,8 @@ class HealingAction(models.Model):
     # Claim and lease (DESIGN.md): the token the current task must present.
     claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When a scheduled retry runs ("retrying"); cleared by the next claim.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Manual resolution of a MANUAL_REQUIRED healing hands the order back.
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(
@@ -333,3 +338,8 @@ class HealingMetric(models.Model):
 
     def __str__(self) -> str:
         return f"metrics {self.metric_date}"
+
+
+# Operator tools (issue 19): the redrive token ledger lives in its own module;
+# importing it here registers it with the app.
+from healing.redrive_models import RedriveExecution  # noqa: E402, F401

@@ -16,6 +16,7 @@ from healing.models import RecoveryStatus
 from healing.monitoring import monitoring_run
 from notifications.models import AdminNotification
 from orders import services as order_services
+from tests.audit import audit_rows_delete
 from tests.factories import (
     AdminNotificationFactory,
     HealingActionFactory,
@@ -278,7 +279,7 @@ def _monitoring_statements(count: int) -> int:
     with CaptureQueriesContext(connection) as queries:
         result = monitoring_run()
     assert result.resolved == count
-    AdminNotification.objects.all().delete()
+    audit_rows_delete(AdminNotification.objects.all())
     return len(queries.captured_queries)
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from notifications.models import AdminNotification, NotificationDelivery
 from notifications.services import notification_raise, notifications_sweep_run
 from notifications.tasks import notifications_sweep
+from tests.audit import audit_rows_delete
 from tests.factories import (
     AdminNotificationFactory,
     HealingActionFactory,
@@ -168,7 +169,7 @@ def _sweep_statements(count: int) -> int:
     with CaptureQueriesContext(connection) as queries:
         result = notifications_sweep_run()
     assert result.renotified == count
-    AdminNotification.objects.all().delete()
+    audit_rows_delete(AdminNotification.objects.all())
     return len(queries.captured_queries)
 
 
