@@ -142,6 +142,32 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    # --- Database timeouts and keepalives (issue 16) ---
+    # No statement waits on a lock for long, no statement runs away, no
+    # transaction left idle by a frozen worker holds its locks, and a
+    # partitioned connection is noticed in about a minute, not two hours.
+    # 0 turns a timeout off. Behind pgbouncer (transaction mode) the startup
+    # "options" are not forwarded: set DB_SERVER_OPTIONS=false and put the
+    # timeouts on the database role (ALTER ROLE ... SET), see README.
+    DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 5000)
+    DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 60000)
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000)
+    _postgres = "postgresql" in DATABASES["default"]["ENGINE"]
+    if _postgres and env_bool("DB_SERVER_OPTIONS", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+            f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} "
+            f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} "
+            f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+        )
+    if _postgres:
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {
+                "keepalives": 1,
+                "keepalives_idle": env_int("DB_KEEPALIVES_IDLE", 30),
+                "keepalives_interval": env_int("DB_KEEPALIVES_INTERVAL", 10),
+                "keepalives_count": env_int("DB_KEEPALIVES_COUNT", 3),
+            }
+        )
 else:
     DATABASES = {
         "default": {
@@ -270,8 +296,25 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 # --- Healing ----------------------------------------------------------------
 
 HEALING_CYCLE_INTERVAL_SECONDS = env_int("HEALING_CYCLE_INTERVAL_SECONDS", 300)
-# A claimed healing whose task has not finished by then is re-dispatched.
-HEALING_LEASE_SECONDS = env_int("HEALING_LEASE_SECONDS", 600)
+# --- Healing: leases, sweeper, cycle lock (issue 16) ---
+# A claimed healing's lease: renewed by its running task (at claim, during and
+# after a long vendor call); once it runs out the sweeper re-dispatches it.
+HEALING_LEASE_SECONDS = env_int("HEALING_LEASE_SECONDS", 60)
+# How often a running heal renews its lease during a long vendor call.
+HEALING_LEASE_RENEW_SECONDS = env_float(
+    "HEALING_LEASE_RENEW_SECONDS", max(HEALING_LEASE_SECONDS / 3, 0.1)
+)
+# A dispatched healing no task has claimed yet waits in the queue: its lease
+# covers the queue's drain time at a backlog, or queued tasks get re-sent.
+HEALING_DISPATCH_LEASE_SECONDS = env_int("HEALING_DISPATCH_LEASE_SECONDS", 600)
+# The lease sweeper (beat): expired leases re-dispatched between cycles.
+HEALING_SWEEP_SECONDS = env_int("HEALING_SWEEP_SECONDS", 15)
+HEALING_SWEEP_BATCH = env_int("HEALING_SWEEP_BATCH", 500)
+HEALING_SWEEP_MAX_BATCHES = env_int("HEALING_SWEEP_MAX_BATCHES", 20)
+# The RUNNING cycle row's heartbeat: refreshed while the cycle works; a row
+# whose heartbeat is older than the stale age is abandoned (its holder died).
+HEALING_CYCLE_HEARTBEAT_SECONDS = env_float("HEALING_CYCLE_HEARTBEAT_SECONDS", 10.0)
+HEALING_CYCLE_STALE_SECONDS = env_int("HEALING_CYCLE_STALE_SECONDS", 60)
 # A cycle row left running longer than this (a crashed cycle) no longer blocks.
 HEALING_CYCLE_LOCK_SECONDS = env_int("HEALING_CYCLE_LOCK_SECONDS", 900)
 HEALING_GUARD_MIN_STUCK = env_int("HEALING_GUARD_MIN_STUCK", 2000)
@@ -376,6 +419,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "healing monitoring": {
         "task": "healing.tasks.monitoring_check",
         "every_seconds": HEALING_MONITORING_INTERVAL_SECONDS,
+    },
+    "healing lease sweeper": {
+        "task": "healing.tasks.leases_sweep",
+        "every_seconds": HEALING_SWEEP_SECONDS,
     },
     "admin notifications sweep": {
         "task": "notifications.tasks.notifications_sweep",
@@ -520,3 +567,17 @@ MIDDLEWARE.insert(
 CSP_ENABLED = env_bool("CSP_ENABLED", default=True)
 CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", default=False)
 CSP_REPORT_URI = env_str("CSP_REPORT_URI")
+
+# --- Vendor health, calendars and silences (issue 18) -------------------------
+# A vendor's circuit opens after VENDOR_CIRCUIT_FAILURE_THRESHOLD gateway
+# failures within VENDOR_CIRCUIT_WINDOW_SECONDS; after
+# VENDOR_CIRCUIT_COOLDOWN_SECONDS one probe may go (its lease:
+# VENDOR_CIRCUIT_PROBE_SECONDS). State in PostgreSQL (orders.health).
+VENDOR_CIRCUIT_FAILURE_THRESHOLD = env_int("VENDOR_CIRCUIT_FAILURE_THRESHOLD", 5)
+VENDOR_CIRCUIT_WINDOW_SECONDS = env_int("VENDOR_CIRCUIT_WINDOW_SECONDS", 300)
+VENDOR_CIRCUIT_COOLDOWN_SECONDS = env_int("VENDOR_CIRCUIT_COOLDOWN_SECONDS", 60)
+VENDOR_CIRCUIT_PROBE_SECONDS = env_int("VENDOR_CIRCUIT_PROBE_SECONDS", 30)
+# The simulated gateway fails every call to these vendor ids (demo and tests).
+VENDOR_GATEWAY_SIM_FAILING_VENDORS = [
+    int(value) for value in env_list("VENDOR_GATEWAY_SIM_FAILING_VENDORS") if value.strip()
+]

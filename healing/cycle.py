@@ -2,9 +2,13 @@
 
 Only one cycle runs at a time, across every machine: the RUNNING cycle row is
 the lock (a partial unique constraint); a second caller returns
-``ran=False``. The cycle's rows are created in one transaction and their
-tasks leave only after it commits (invariant 6). Active healings whose lease
-ran out are re-dispatched with a new token (invariant 7).
+``ran=False``. The lock frees itself when its holder dies: the row carries a
+heartbeat refreshed while the cycle works, and a RUNNING row whose heartbeat
+is older than ``HEALING_CYCLE_STALE_SECONDS`` is marked ABANDONED (the record
+stays). The cycle's rows are created in one transaction and their tasks leave
+only after it commits (invariant 6). Active healings whose lease ran out are
+re-dispatched with a new token (invariant 7, :mod:`healing.sweeper`), skipping
+rows another transaction holds.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from healing.actions.base import lease_deadline
+from healing.actions.base import dispatch_lease_deadline
 from healing.detection import (
     StuckOrder,
     expired_active_healings,
@@ -32,8 +36,8 @@ from healing.detection import (
 from healing.dispatch import healings_dispatch
 from healing.errors import CycleAlreadyRunning
 from healing.guard import guard_holds, guard_report, guard_trips
+from healing.liveness import Heartbeat, heartbeats_enabled
 from healing.models import (
-    ACTIVE_STATUSES,
     CycleStatus,
     HealingAction,
     HealingCycle,
@@ -42,6 +46,7 @@ from healing.models import (
     Trigger,
 )
 from healing.reports.rollup import metrics_rollup_after_cycle
+from healing.sweeper import leases_redispatch
 
 logger = logging.getLogger("healing")
 
@@ -92,9 +97,16 @@ def healing_cycle_run(
         logger.info(f"{label}: cycle skipped, another cycle is running")
         return CycleResult(ran=False, reason="another cycle is running")
     logger.info(f"{label}: Starting cycle", extra={"cycle_id": cycle.pk, "trigger": trigger})
+    beat = Heartbeat(
+        interval=settings.HEALING_CYCLE_HEARTBEAT_SECONDS,
+        beat=lambda: _cycle_heartbeat(cycle_id=cycle.pk),
+        name=f"cycle-{cycle.pk}",
+        enabled=heartbeats_enabled(),
+    )
     try:
-        result = _cycle_body(cycle=cycle, now=now, dispatch=dispatch)
-        _cycle_finish(cycle=cycle, result=result, started=started)
+        with beat:
+            result = _cycle_body(cycle=cycle, now=now, dispatch=dispatch)
+            _cycle_finish(cycle=cycle, result=result, started=started)
     except Exception as exc:
         _cycle_fail(cycle_id=cycle.pk, error=exc)
         logger.exception(f"{label}: cycle failed", extra={"cycle_id": cycle.pk})
@@ -106,18 +118,43 @@ def healing_cycle_run(
             **{k: v for k, v in result.as_dict().items() if k != "by_action"},
         },
     )
-    metrics_rollup_after_cycle(cycle_id=cycle.pk)
+    try:
+        metrics_rollup_after_cycle(cycle_id=cycle.pk)
+    except Exception:
+        # The cycle is done and recorded; the per-minute roll-up catches up.
+        logger.exception("metrics roll-up after the cycle failed", extra={"cycle_id": cycle.pk})
     return result
 
 
+def _cycle_heartbeat(*, cycle_id: int) -> bool:
+    """Refresh the RUNNING row's heartbeat; False once the row is no longer RUNNING."""
+    return bool(
+        HealingCycle.objects.filter(pk=cycle_id, status=CycleStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
 def _cycle_acquire(*, trigger: str, now: datetime) -> HealingCycle | None:
-    stale_before = now - timedelta(seconds=settings.HEALING_CYCLE_LOCK_SECONDS)
-    HealingCycle.objects.filter(status=CycleStatus.RUNNING, started_at__lt=stale_before).update(
-        status=CycleStatus.ABANDONED, finished_at=now, error="lock expired: the cycle died"
+    """Take the cycle lock, first freeing one whose holder died.
+
+    A RUNNING row is abandoned when it is older than the lock time or its
+    heartbeat (its start, before the first beat) is older than the stale age.
+    """
+    wall = timezone.now()  # ``now`` may be a caller's clock; the heartbeat is real time
+    stale = wall - timedelta(seconds=settings.HEALING_CYCLE_STALE_SECONDS)
+    HealingCycle.objects.filter(status=CycleStatus.RUNNING).filter(
+        Q(started_at__lt=now - timedelta(seconds=settings.HEALING_CYCLE_LOCK_SECONDS))
+        | Q(heartbeat_at__lt=stale)
+        | Q(heartbeat_at__isnull=True, started_at__lt=stale)
+    ).update(
+        status=CycleStatus.ABANDONED,
+        finished_at=wall,
+        error="lock freed: the cycle's holder stopped (heartbeat or lock time ran out)",
     )
     try:
         with transaction.atomic():
-            return HealingCycle.objects.create(started_at=now, trigger=trigger)
+            return HealingCycle.objects.create(started_at=now, trigger=trigger, heartbeat_at=wall)
     except IntegrityError:
         return None
 
@@ -186,7 +223,7 @@ def _healing_row(
 
 
 def _plan(*, stuck: list[StuckOrder], cycle: HealingCycle, tripped: bool, now: datetime) -> _Plan:
-    lease = lease_deadline(now)
+    lease = dispatch_lease_deadline(now)
     # Every active healing past its lease is re-dispatched, stuck order or not.
     plan = _Plan(rows=[], expired=set(expired_active_healings(now=now)), by_action={}, dry_run=0)
     for item in stuck:
@@ -199,24 +236,6 @@ def _plan(*, stuck: list[StuckOrder], cycle: HealingCycle, tripped: bool, now: d
             _healing_row(item=item, cycle=cycle, tripped=tripped, lease=lease, now=now)
         )
     return plan
-
-
-def _redispatch(*, expired: set[int], now: datetime) -> list[tuple[int, str]]:
-    """A new token for each expired active healing still expired (a lost task)."""
-    lease = lease_deadline(now)
-    sent = []
-    for healing_id in sorted(expired):
-        token = uuid.uuid4()
-        if HealingAction.objects.filter(
-            pk=healing_id, recovery_status__in=ACTIVE_STATUSES, lease_expires_at__lt=now
-        ).update(
-            recovery_status=RecoveryStatus.PENDING,
-            claim_token=token,
-            lease_expires_at=lease,
-            updated_at=now,
-        ):
-            sent.append((healing_id, str(token)))
-    return sent
 
 
 def _cycle_body(*, cycle: HealingCycle, now: datetime, dispatch: Dispatch | None) -> CycleResult:
@@ -237,7 +256,8 @@ def _cycle_body(*, cycle: HealingCycle, now: datetime, dispatch: Dispatch | None
         for healing_id, token, order_id in created:
             to_send.append((healing_id, str(token)))
             labels[healing_id] = numbers.get(order_id, "")
-        redispatched = _redispatch(expired=plan.expired, now=now)
+        # SKIP LOCKED: a row a frozen backend holds waits for the next sweep.
+        redispatched = leases_redispatch(now=now, ids=plan.expired)
         to_send += redispatched
         guard_report(
             tripped=tripped,

@@ -33,6 +33,8 @@ from healing.actions.base import (
     Claim,
     Outcome,
     claim_take,
+    claim_take_over,
+    dispatch_lease_deadline,
     finish_failed,
     healing_finish,
     lease_deadline,
@@ -140,7 +142,7 @@ def healing_initiate(
                 recovery_action=recovery_action,
                 recovery_status=RecoveryStatus.PENDING,
                 claim_token=uuid.uuid4(),
-                lease_expires_at=lease_deadline(now),
+                lease_expires_at=dispatch_lease_deadline(now),
                 previous_vendor_id=order.vendor_id,
                 requested_by=requested_by,
                 created_at=now,
@@ -166,6 +168,10 @@ def healing_execute(
 ) -> Outcome:
     """Run one healing. Idempotent: a duplicate or stale call returns STALE.
 
+    A call whose token is stale may still take the healing over when its
+    lease has run out (a redelivered message after its worker died): the
+    dead holder's token is swapped, so it can never write.
+
     Raises ``HealingTransientError`` (with the token to retry with) when the
     vendor gateway failed or the chosen vendor filled up meanwhile.
     """
@@ -173,16 +179,28 @@ def healing_execute(
     if loaded is None:
         return Outcome(healing_id, STALE, "no such healing")
     healing, candidate = loaded.healing, loaded.candidate
-    if str(healing.claim_token) != str(token) or healing.recovery_status not in ACTIVE_STATUSES:
+    if healing.recovery_status not in ACTIVE_STATUSES:
         return Outcome(healing_id, STALE, "claim token is stale or healing already final")
     now = timezone.now()
     healing.retry_count = retries
-    if still_in_episode(healing) and action_needs_gateway(healing=healing, candidate=candidate):
+    taken_over = None
+    if str(healing.claim_token) != str(token):
+        expired = healing.lease_expires_at is not None and healing.lease_expires_at < now
+        taken_over = claim_take_over(healing=healing, retries=retries, now=now) if expired else None
+        if taken_over is None:
+            return Outcome(healing_id, STALE, "claim token is stale or healing already final")
+        logger.warning(
+            "healing taken over: its lease had run out", extra={"healing_id": healing.pk}
+        )
+    if taken_over is not None:
+        claim = taken_over
+    elif still_in_episode(healing) and action_needs_gateway(healing=healing, candidate=candidate):
         # A vendor will be contacted: take the claim first, in its own short
         # transaction, so a duplicate task cannot message the vendor too.
-        claim = claim_take(healing=healing, token=token, retries=retries, now=now)
-        if claim is None:
+        claim_taken = claim_take(healing=healing, token=token, retries=retries, now=now)
+        if claim_taken is None:
             return Outcome(healing_id, STALE, "claim token is stale or healing already final")
+        claim = claim_taken
     else:
         # Nothing leaves the database: claim and result are one conditional
         # UPDATE inside the apply transaction.
@@ -255,6 +273,7 @@ def healing_retry_or_fail(
     countdown = backoff_seconds(
         retries, base=settings.HEALING_TASK_BACKOFF_BASE, cap=settings.HEALING_TASK_BACKOFF_MAX
     )
+    healing_retry_schedule(healing_id=healing_id, token=token, countdown=countdown)
     logger.info(
         "healing retry scheduled",
         extra={
@@ -265,6 +284,25 @@ def healing_retry_or_fail(
         },
     )
     return RetryDecision(retry=True, countdown=countdown)
+
+
+def healing_retry_schedule(
+    *, healing_id: int, token: uuid.UUID | str, countdown: float, now: datetime | None = None
+) -> bool:
+    """Show the healing as retrying: its next attempt time, and a lease that
+    covers the wait, so the sweeper does not re-dispatch a healing that is
+    only waiting for its retry. Best effort: the database may be the cause."""
+    now = now or timezone.now()
+    next_attempt = now + timedelta(seconds=countdown)
+    try:
+        return bool(
+            HealingAction.objects.filter(
+                pk=healing_id, claim_token=token, recovery_status__in=ACTIVE_STATUSES
+            ).update(next_attempt_at=next_attempt, lease_expires_at=lease_deadline(next_attempt))
+        )
+    except (OperationalError, InterfaceError):
+        logger.warning("could not record the retry's time", extra={"healing_id": healing_id})
+        return False
 
 
 def healing_fail(*, healing_id: int, token: uuid.UUID | str, error: str, retries: int) -> bool:

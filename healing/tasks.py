@@ -10,14 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError
 
 from healing.cycle import cycles_refresh_pending, healing_cycle_run
 from healing.errors import HealingTransientError
 from healing.execution import healing_execute, healing_retry_or_fail
+from healing.liveness import connection_drop_broken
 from healing.monitoring import monitoring_run
 from healing.reports.prometheus import scrape_cache_warm
 from healing.reports.rollup import metrics_rollup as metrics_rollup_run
+from healing.sweeper import leases_sweep as leases_sweep_run
 
 
 @shared_task(
@@ -25,16 +27,18 @@ from healing.reports.rollup import metrics_rollup as metrics_rollup_run
 )
 def heal_order(self: Any, healing_id: int, token: str) -> str:
     retries = self.request.retries or 0
+    # Cheap: a round trip only if an error happened on this connection.
+    connection_drop_broken(check=False)
     try:
         return healing_execute(healing_id=healing_id, token=token, retries=retries).status
     except HealingTransientError as exc:
         retry_token, error = str(exc.token), str(exc)
         if isinstance(exc.__cause__, OperationalError | InterfaceError):
-            close_old_connections()  # a broken connection must not serve the retry
+            connection_drop_broken()  # a broken connection must not serve the retry
     except (OperationalError, InterfaceError) as exc:
         # Failed before the claim: the same token is still the valid one.
         retry_token, error = token, f"database: {exc}"
-        close_old_connections()
+        connection_drop_broken()
     decision = healing_retry_or_fail(
         healing_id=healing_id, token=retry_token, error=error, retries=retries
     )
@@ -48,13 +52,23 @@ def heal_order(self: Any, healing_id: int, token: str) -> str:
 
 @shared_task(ignore_result=True)
 def run_cycle(trigger: str = "BEAT") -> dict[str, Any]:
+    # A worker idle through a database restart holds a dead connection.
+    connection_drop_broken()
     return healing_cycle_run(trigger=trigger).as_dict()
+
+
+@shared_task(ignore_result=True)
+def leases_sweep() -> dict[str, int]:
+    """Every HEALING_SWEEP_SECONDS: re-dispatch healings whose lease ran out."""
+    connection_drop_broken()
+    return leases_sweep_run().as_dict()
 
 
 @shared_task(ignore_result=True)
 def metrics_rollup(days: int = 1) -> int:
     """Every minute: recompute today's healing_metrics row, recount cycles still
     in flight, and keep /metrics' once-a-day cache of closed days warm."""
+    connection_drop_broken()
     rows = metrics_rollup_run(days=days)
     cycles_refresh_pending()
     scrape_cache_warm()
@@ -64,6 +78,7 @@ def metrics_rollup(days: int = 1) -> int:
 @shared_task(ignore_result=True)
 def monitoring_check() -> dict[str, Any]:
     """Every minute: system conditions (failure rate, beat, vendors) and recovered orders."""
+    connection_drop_broken()
     return monitoring_run().as_dict()
 
 

@@ -8,6 +8,7 @@ result is written only if this task still holds that token. Any other writer
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from healing import events
 from healing.errors import HealingTransientError, StaleClaim
+from healing.liveness import Heartbeat, heartbeats_enabled
 from healing.models import ACTIVE_STATUSES, HealingAction, RecoveryStatus, SkipReason
 from orders.gateway import Delivery, DeliveryFailed, OutboundMessage, VendorGateway
 from orders.models import VendorMessage
@@ -36,32 +39,83 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Claim:
-    """The token this task presents and the statuses it may find the row in."""
+    """The token this task presents and the statuses it may find the row in.
+
+    A claim taken by :func:`claim_take` knows its healing and when its lease
+    was last renewed (``time.monotonic()``), so a long vendor call renews it.
+    """
 
     token: uuid.UUID
     statuses: tuple[str, ...]
+    healing_id: int | None = None
+    renewed_at: float | None = None
 
 
 def lease_deadline(now: datetime) -> datetime:
+    """A claimed healing's lease: its running task renews it (heartbeat)."""
     return now + timedelta(seconds=settings.HEALING_LEASE_SECONDS)
 
 
+def dispatch_lease_deadline(now: datetime) -> datetime:
+    """A dispatched, not yet claimed healing's lease: it covers the queue wait."""
+    return now + timedelta(
+        seconds=max(settings.HEALING_DISPATCH_LEASE_SECONDS, settings.HEALING_LEASE_SECONDS)
+    )
+
+
+def lease_renew(*, claim: Claim, now: datetime | None = None) -> bool:
+    """Push the lease out if this task still holds the claim; False if taken over."""
+    if claim.healing_id is None:
+        return False
+    now = now or timezone.now()
+    return bool(
+        HealingAction.objects.filter(
+            pk=claim.healing_id, claim_token=claim.token, recovery_status__in=claim.statuses
+        ).update(lease_expires_at=lease_deadline(now))
+    )
+
+
 def claim_take(
-    *, healing: HealingAction, token: uuid.UUID | str, retries: int, now: datetime
+    *,
+    healing: HealingAction,
+    token: uuid.UUID | str,
+    retries: int,
+    now: datetime,
+    lease_expired: bool = False,
 ) -> Claim | None:
-    """Swap ``token`` for a new one and start the lease: IN_PROGRESS from here."""
+    """Swap ``token`` for a new one and start the lease: IN_PROGRESS from here.
+
+    ``lease_expired``: only if the row's lease ran out (a take-over)."""
     new_token = uuid.uuid4()
-    claimed = HealingAction.objects.filter(
+    rows = HealingAction.objects.filter(
         pk=healing.pk, claim_token=token, recovery_status__in=ACTIVE_STATUSES
-    ).update(
+    )
+    if lease_expired:
+        rows = rows.filter(lease_expires_at__lt=now)
+    claimed = rows.update(
         recovery_status=RecoveryStatus.IN_PROGRESS,
         claim_token=new_token,
         lease_expires_at=lease_deadline(now),
+        next_attempt_at=None,
         recovery_attempted_at=Coalesce(F("recovery_attempted_at"), now),
         retry_count=retries,
         updated_at=now,
     )
-    return Claim(new_token, (RecoveryStatus.IN_PROGRESS,)) if claimed else None
+    if not claimed:
+        return None
+    return Claim(new_token, (RecoveryStatus.IN_PROGRESS,), healing.pk, time.monotonic())
+
+
+def claim_take_over(*, healing: HealingAction, retries: int, now: datetime) -> Claim | None:
+    """Take over an active healing whose lease ran out (its task died), whatever
+    token this task was sent with: the holder's token is swapped for a new one,
+    so the dead (or frozen) holder can no longer write. None if the lease is
+    alive or someone else took it over first."""
+    if healing.claim_token is None:
+        return None
+    return claim_take(
+        healing=healing, token=healing.claim_token, retries=retries, now=now, lease_expired=True
+    )
 
 
 def healing_finish(
@@ -110,17 +164,53 @@ def still_in_episode(healing: HealingAction) -> bool:
     )
 
 
+_RECORDED = "_healing_recorded"  # set on a Delivery once its row is written
+
+
 def messages_record(deliveries: Iterable[Delivery]) -> None:
-    VendorMessage.objects.bulk_create([delivery.as_row() for delivery in deliveries])
+    """Write each delivery's ``vendor_messages`` row, once.
+
+    :func:`gateway_send` records a delivery the moment the vendor has it, in
+    its own statement, so the row exists whatever happens to the apply step
+    (issue 16: a rolled-back apply lost it); the actions' later calls with the
+    same delivery are then no-ops.
+    """
+    rows = []
+    for delivery in deliveries:
+        if not getattr(delivery, _RECORDED, False):
+            rows.append(delivery.as_row())
+            object.__setattr__(delivery, _RECORDED, True)
+    if rows:
+        VendorMessage.objects.bulk_create(rows)
 
 
 def gateway_send(*, claim: Claim, gateway: VendorGateway, message: OutboundMessage) -> Delivery:
-    """Call the gateway outside any transaction; a failed call is recorded, then retried."""
+    """Call the gateway outside any transaction, renewing the lease meanwhile.
+
+    The delivery (or the failed attempt) is recorded at once, in its own
+    statement. A call that outlasted the renewal interval renews the lease
+    once more after it: if the claim was taken over meanwhile (the lease ran
+    out, a re-dispatch runs) this task stops here without applying anything.
+    """
+    beat = Heartbeat(
+        interval=settings.HEALING_LEASE_RENEW_SECONDS,
+        beat=lambda: lease_renew(claim=claim),
+        name=f"lease-{claim.healing_id}",
+        enabled=claim.healing_id is not None and heartbeats_enabled(),
+    )
     try:
-        return gateway.send(message)
+        with beat:
+            delivery = gateway.send(message)
     except DeliveryFailed as exc:
         messages_record([exc.delivery])
         raise HealingTransientError(f"vendor gateway: {exc}", token=claim.token) from exc
+    messages_record([delivery])
+    renewed = claim.renewed_at
+    if claim.healing_id is not None and renewed is not None:
+        long_call = time.monotonic() - renewed >= settings.HEALING_LEASE_RENEW_SECONDS
+        if (beat.lost or long_call) and not lease_renew(claim=claim):
+            raise StaleClaim(f"healing {claim.healing_id}: lease taken over during the call")
+    return delivery
 
 
 def finish_moved_on(

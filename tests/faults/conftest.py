@@ -22,6 +22,7 @@ def _fault_settings(request: pytest.FixtureRequest) -> None:
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     django_settings = request.getfixturevalue("settings")
     django_settings.HEALING_LEASE_SECONDS = int(FAST_ENV["HEALING_LEASE_SECONDS"])
+    django_settings.HEALING_DISPATCH_LEASE_SECONDS = int(FAST_ENV["HEALING_DISPATCH_LEASE_SECONDS"])
     django_settings.HEALING_TASK_MAX_RETRIES = int(FAST_ENV["HEALING_TASK_MAX_RETRIES"])
     # Every scenario makes all open orders stuck at once; only the guard
     # scenario wants the guard to trip (it lowers this again).

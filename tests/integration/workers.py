@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Leases, retry delays and time limits shortened so nothing waits on minutes.
 FAST_ENV = {
     "HEALING_LEASE_SECONDS": "5",
+    "HEALING_DISPATCH_LEASE_SECONDS": "5",
     "HEALING_TASK_BACKOFF_BASE": "0.2",
     "HEALING_TASK_BACKOFF_MAX": "1",
     "HEALING_TASK_MAX_RETRIES": "3",

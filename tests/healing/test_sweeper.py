@@ -1,0 +1,244 @@
+"""Issue 16: the lease sweeper, take-over of an expired lease, retry times,
+the self-freeing cycle lock and broken connections (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from healing import cycle as cycle_module
+from healing.cycle import healing_cycle_run
+from healing.execution import healing_execute, healing_initiate, healing_retry_or_fail
+from healing.liveness import Heartbeat, connection_drop_broken
+from healing.models import HealingAction, HealingCycle
+from healing.sweeper import leases_redispatch, leases_sweep
+from orders.models import OrderStatusChange
+from tests.factories import OrderFactory
+from tests.healing.conftest import run_in_threads
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+def collect() -> tuple[list[tuple[int, str]], callable]:
+    sent: list[tuple[int, str]] = []
+    return sent, sent.extend
+
+
+def expire(*healing_ids: int, seconds: float = 1) -> None:
+    HealingAction.objects.filter(pk__in=healing_ids).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=seconds)
+    )
+
+
+def claimed_healing(status: str = "CONFIRMED", minutes: int = 61) -> HealingAction:
+    """A healing a task claimed (IN_PROGRESS, a token no message carries) and lost."""
+    order = OrderFactory(status=status, stuck_minutes=minutes)
+    healing = healing_initiate(order=order, trigger="CLI")
+    HealingAction.objects.filter(pk=healing.pk).update(recovery_status="IN_PROGRESS")
+    return HealingAction.objects.get(pk=healing.pk)
+
+
+# --- The sweeper ---------------------------------------------------------------------
+
+
+def test_the_sweeper_redispatches_an_expired_lease_and_the_old_token_changes_nothing():
+    healing = claimed_healing()
+    old_token = str(healing.claim_token)
+    sent, dispatch = collect()
+
+    assert leases_sweep(dispatch=dispatch).redispatched == 0  # the lease is alive
+    expire(healing.pk)
+    result = leases_sweep(dispatch=dispatch)
+
+    assert result.redispatched == 1
+    ((healing_id, token),) = sent
+    assert healing_id == healing.pk and token != old_token
+    healing.refresh_from_db()
+    assert healing.recovery_status == "PENDING" and healing.lease_expires_at > timezone.now()
+    assert healing_execute(healing_id=healing.pk, token=old_token).status == "STALE"
+    assert healing_execute(healing_id=healing.pk, token=token).status == "SUCCESS"
+
+
+def test_the_sweeper_works_in_bounded_batches(settings):
+    settings.HEALING_SWEEP_BATCH = 2
+    settings.HEALING_SWEEP_MAX_BATCHES = 2
+    healings = [claimed_healing() for _ in range(5)]
+    expire(*[h.pk for h in healings])
+    sent, dispatch = collect()
+
+    first = leases_sweep(dispatch=dispatch)
+    second = leases_sweep(dispatch=dispatch)
+
+    assert (first.redispatched, first.batches) == (4, 2)
+    assert (second.redispatched, second.batches) == (1, 1)
+    assert sorted(h for h, _ in sent) == sorted(h.pk for h in healings)
+
+
+def test_the_sweeper_sends_only_after_its_batch_commits():
+    healing = claimed_healing()
+    expire(healing.pk)
+    seen: list[str] = []
+
+    def dispatch(pairs) -> None:
+        ((healing_id, token),) = pairs
+        (stored,) = run_in_threads(
+            lambda: str(HealingAction.objects.get(pk=healing_id).claim_token)
+        )
+        seen.append(stored == token)
+
+    leases_sweep(dispatch=dispatch)
+    assert seen == [True]
+
+
+def test_a_retrying_healing_is_not_swept_while_it_waits_for_its_retry(settings):
+    settings.HEALING_TASK_BACKOFF_BASE = 100.0
+    settings.HEALING_TASK_BACKOFF_MAX = 100.0
+    healing = claimed_healing()
+    expire(healing.pk)  # the lease would have run out during the wait
+
+    decision = healing_retry_or_fail(
+        healing_id=healing.pk, token=healing.claim_token, error="vendor gateway: timeout", retries=0
+    )
+
+    assert decision.retry
+    healing.refresh_from_db()
+    assert healing.next_attempt_at is not None
+    assert healing.next_attempt_at <= timezone.now() + timedelta(seconds=decision.countdown + 1)
+    assert healing.lease_expires_at > healing.next_attempt_at
+    assert leases_sweep(dispatch=lambda pairs: None).redispatched == 0
+
+
+def test_the_cycle_and_the_sweeper_share_one_redispatch():
+    healing = claimed_healing()
+    expire(healing.pk)
+    sent, dispatch = collect()
+
+    result = healing_cycle_run(trigger="CLI", dispatch=dispatch)
+
+    assert result.redispatched == 1
+    assert [h for h, _ in sent] == [healing.pk]
+    with transaction.atomic():
+        assert leases_redispatch(now=timezone.now()) == []  # nothing left expired
+
+
+# --- Take-over by a redelivered message --------------------------------------------
+
+
+def test_a_redelivered_message_takes_over_a_healing_whose_lease_ran_out():
+    """The issue's lost heal: a pool child claimed the row (new token) and was
+    killed; Celery redelivers the message with the old token."""
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    healing = healing_initiate(order=order, trigger="CLI")
+    sent_token = str(healing.claim_token)
+    # The dead child's claim: IN_PROGRESS under a token no message carries.
+    HealingAction.objects.filter(pk=healing.pk).update(
+        recovery_status="IN_PROGRESS", claim_token=uuid.uuid4()
+    )
+
+    # While the dead child's lease runs, the redelivery does nothing ...
+    assert healing_execute(healing_id=healing.pk, token=sent_token).status == "STALE"
+    # ... once it ran out, the redelivery takes the healing over.
+    expire(healing.pk)
+    assert healing_execute(healing_id=healing.pk, token=sent_token).status == "SUCCESS"
+    assert OrderStatusChange.objects.filter(order=order, actor_type="HEALING").count() == 1
+
+
+# --- The cycle lock ------------------------------------------------------------------
+
+
+def test_a_running_cycle_with_a_stale_heartbeat_is_abandoned_and_kept(settings):
+    settings.HEALING_CYCLE_STALE_SECONDS = 30
+    dead = HealingCycle.objects.create(
+        started_at=timezone.now() - timedelta(seconds=40),
+        heartbeat_at=timezone.now() - timedelta(seconds=31),
+        trigger="BEAT",
+    )
+
+    assert healing_cycle_run(trigger="CLI").ran
+    dead.refresh_from_db()
+    assert dead.status == "ABANDONED" and "heartbeat" in dead.error
+
+
+def test_a_running_cycle_with_a_fresh_heartbeat_keeps_the_lock(settings):
+    settings.HEALING_CYCLE_STALE_SECONDS = 30
+    HealingCycle.objects.create(
+        started_at=timezone.now() - timedelta(seconds=300),
+        heartbeat_at=timezone.now() - timedelta(seconds=5),
+        trigger="BEAT",
+    )
+    assert not healing_cycle_run(trigger="CLI").ran
+
+
+def test_a_database_error_while_counting_frees_the_lock_at_once(monkeypatch):
+    OrderFactory(status="CONFIRMED", stuck_minutes=61)
+
+    def refresh_fails(*, cycle):
+        raise OperationalError("the connection is closed")
+
+    monkeypatch.setattr(cycle_module, "cycle_refresh_counts", refresh_fails)
+    with pytest.raises(OperationalError):
+        healing_cycle_run(trigger="CLI", dispatch=lambda pairs: None)
+    monkeypatch.undo()
+
+    assert HealingCycle.objects.get().status == "FAILED"
+    assert healing_cycle_run(trigger="CLI", dispatch=lambda pairs: None).ran
+
+
+def test_a_failed_roll_up_after_the_cycle_does_not_fail_the_cycle(monkeypatch):
+    def rollup_fails(*, cycle_id):
+        raise OperationalError("server closed the connection")
+
+    monkeypatch.setattr(cycle_module, "metrics_rollup_after_cycle", rollup_fails)
+    assert healing_cycle_run(trigger="CLI").ran
+    assert HealingCycle.objects.get().status == "FINISHED"
+
+
+# --- Heartbeats and connections --------------------------------------------------------
+
+
+def test_a_heartbeat_beats_until_its_block_ends_and_stops_when_told():
+    beats: list[float] = []
+    with Heartbeat(interval=0.05, beat=lambda: beats.append(time.monotonic()) or True, name="t"):
+        time.sleep(0.3)
+    count = len(beats)
+    time.sleep(0.15)
+    assert count >= 2 and len(beats) == count  # nothing after the block
+
+    with Heartbeat(interval=0.05, beat=lambda: False, name="t") as lost:
+        time.sleep(0.2)
+    assert lost.lost and lost.beats == 1
+
+
+def test_a_heartbeat_survives_a_failing_beat():
+    calls: list[int] = []
+
+    def flaky() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("lock timeout")
+        return True
+
+    with Heartbeat(interval=0.05, beat=flaky, name="t") as beat:
+        time.sleep(0.3)
+    assert len(calls) >= 2 and beat.beats >= 1 and not beat.lost
+
+
+def test_a_healthy_connection_is_kept_and_none_is_closed_inside_a_transaction():
+    HealingCycle.objects.count()
+    assert connection_drop_broken() is False
+    assert connection.connection is not None
+    with transaction.atomic():
+        assert connection_drop_broken() is False
+
+
+def test_heartbeat_threads_close_their_connections():
+    before = threading.active_count()
+    with Heartbeat(interval=0.05, beat=lambda: HealingCycle.objects.exists() or True, name="t"):
+        time.sleep(0.2)
+    assert threading.active_count() == before
