@@ -17,6 +17,7 @@ from django.db.models import (
     DateTimeField,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
@@ -85,15 +86,28 @@ def attempts_subquery(order_ref: OuterRef | int) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
+def _past_due(*, rule: StuckRule, now: datetime, prefix: str = "") -> Q:
+    """``status = S AND (wall clock past the threshold, or vendor-time due)``.
+
+    "Vendor time" (issue 18): an order of a vendor with a calendar carries its
+    due time (``due_at``, working minutes); the others have none and are
+    judged by the wall clock as before. Two range scans of two partial
+    indexes: orders_open_stuck_idx (status, stuck_since) and
+    orders_open_due_idx (status, due_at); finished orders are in neither.
+    """
+    cutoff = now - timedelta(minutes=rule.threshold_minutes)
+    return Q(**{f"{prefix}status": rule.status}) & (
+        Q(**{f"{prefix}due_at__isnull": True, f"{prefix}stuck_since__lt": cutoff})
+        | Q(**{f"{prefix}due_at__lt": now})
+    )
+
+
 def _stuck_queryset(
     *, rule: StuckRule, now: datetime
 ) -> QuerySet[Order, tuple[int, str, datetime, int | None]]:
-    """Orders past ``rule``'s threshold: ``status = S AND stuck_since < cutoff``,
-    a range scan of the partial index orders_open_stuck_idx (finished orders
-    are not in it, so the table's size does not matter)."""
-    cutoff = now - timedelta(minutes=rule.threshold_minutes)
+    """Orders past ``rule``'s threshold (``_past_due``), oldest clock first."""
     return (
-        Order.objects.filter(status=rule.status, stuck_since__lt=cutoff)
+        Order.objects.filter(_past_due(rule=rule, now=now))
         .order_by("stuck_since", "id")
         .values_list("id", "number", "stuck_since", "vendor_id")
     )
@@ -122,9 +136,8 @@ def _healing_states(*, rule: StuckRule, now: datetime) -> dict[int, _HealingStat
     SKIPPED healings are never read: they are neither attempts nor active, and
     a long guard trip can leave many of them.
     """
-    cutoff = now - timedelta(minutes=rule.threshold_minutes)
     rows = (
-        HealingAction.objects.filter(order__status=rule.status, order__stuck_since__lt=cutoff)
+        HealingAction.objects.filter(_past_due(rule=rule, now=now, prefix="order__"))
         .exclude(recovery_status=RecoveryStatus.SKIPPED)
         .order_by()
         .values_list(

@@ -183,7 +183,9 @@ class SimulatedGateway:
         failure_rate = settings.VENDOR_GATEWAY_SIM_FAILURE_RATE
         if latency_ms:
             time.sleep(latency_ms / 1000)
-        if failure_rate and random.random() < failure_rate:
+        # Issue 18: every call to a listed vendor fails (one vendor down).
+        failing = message.vendor_id in getattr(settings, "VENDOR_GATEWAY_SIM_FAILING_VENDORS", ())
+        if failing or (failure_rate and random.random() < failure_rate):
             raise DeliveryFailed(
                 Delivery(
                     message=message,

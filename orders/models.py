@@ -145,6 +145,19 @@ class Vendor(models.Model):
     avg_response_minutes = models.FloatField(default=30.0)
     webhook_url = models.URLField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Vendor time (issue 18, orders.calendars): working hours per weekday in the
+    # vendor's time zone and closed dates. An empty week is "always open" (the
+    # default): its thresholds are wall-clock minutes, as before calendars.
+    time_zone = models.CharField(max_length=64, default="UTC")
+    working_hours = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Weekday (0 = Monday) to opening spans, e.g. {"0": [["08:00", "18:00"]]}; '
+        "empty = always open.",
+    )
+    holidays = models.JSONField(
+        default=list, blank=True, help_text='Closed dates, e.g. ["2026-12-25"].'
+    )
 
     class Meta:
         db_table = "vendors"
@@ -195,6 +208,10 @@ class Order(models.Model):
     # The stuck clock: when the order last made progress. Every status change
     # and every successful healing restarts it; history is never rewritten.
     stuck_since = models.DateTimeField()
+    # Vendor time (issue 18): when the stuck clock runs out in the vendor's
+    # working minutes. Set by orders.services when the clock starts, for a
+    # vendor with a calendar only; NULL means wall-clock minutes (stuck_since).
+    due_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = OrderQuerySet.as_manager()
 
@@ -207,6 +224,12 @@ class Order(models.Model):
                 fields=["status", "stuck_since"],
                 name="orders_open_stuck_idx",
                 condition=Q(status__in=OPEN_STATUSES),
+            ),
+            # Detection of vendor-time orders: "status S and due before now".
+            models.Index(
+                fields=["status", "due_at"],
+                name="orders_open_due_idx",
+                condition=Q(status__in=OPEN_STATUSES, due_at__isnull=False),
             ),
             models.Index(fields=["buyer", "created_at"], name="orders_buyer_idx"),
             models.Index(fields=["vendor"], name="orders_vendor_idx"),
@@ -342,3 +365,47 @@ from orders.edge_models import (  # noqa: E402, F401
     VendorAPIKey,
     VendorCredential,
 )
+
+# --- Vendor health (issue 18, orders.health) ---------------------------------
+
+
+class CircuitState(models.TextChoices):
+    CLOSED = "CLOSED", "Closed (healthy)"
+    OPEN = "OPEN", "Open (no calls)"
+    HALF_OPEN = "HALF_OPEN", "Half-open (one probe)"
+
+
+class VendorCircuit(models.Model):
+    """A vendor's circuit breaker, shared by every worker (invariant 14).
+
+    One row per vendor that ever failed; no row is a closed circuit. Every
+    change is a conditional UPDATE or happens under this row's lock.
+    """
+
+    vendor = models.OneToOneField(
+        Vendor, on_delete=models.CASCADE, primary_key=True, related_name="circuit"
+    )
+    state = models.CharField(
+        max_length=10, choices=CircuitState.choices, default=CircuitState.CLOSED
+    )
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    # OPEN: when the cool-down ends and one probe may go; HALF_OPEN: when the
+    # probe's lease ends (a lost probe lets another one go).
+    retry_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "vendor_circuits"
+        indexes = [
+            models.Index(
+                fields=["state"], name="vendor_circuit_open_idx", condition=~Q(state="CLOSED")
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"vendor {self.vendor_id}: {self.state}"

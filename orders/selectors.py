@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Exists, F, OuterRef, QuerySet, Sum
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+from django.utils import timezone
 
 from orders.models import (
     OPEN_STATUSES,
@@ -14,10 +16,11 @@ from orders.models import (
     OrderStatusChange,
     Vendor,
     VendorAssignment,
+    VendorCircuit,
 )
 
 
-def vendor_candidates(*, order_id: int | OuterRef) -> QuerySet[Vendor]:
+def vendor_candidates(*, order_id: int | OuterRef, now: datetime | None = None) -> QuerySet[Vendor]:
     """Active vendors with free capacity that never had the order, best first.
 
     Ranked by acceptance rate, then by free capacity, then by id so the choice
@@ -27,9 +30,17 @@ def vendor_candidates(*, order_id: int | OuterRef) -> QuerySet[Vendor]:
     # Inside a subquery an outer reference must reach one level further out.
     order_ref = OuterRef(order_id) if isinstance(order_id, OuterRef) else order_id
     had_order = VendorAssignment.objects.filter(order_id=order_ref, vendor_id=OuterRef("pk"))
+    # Issue 18 (invariant 14): no offer to a vendor whose circuit is open or
+    # whose one half-open probe is out (orders.health).
+    blocked = (
+        VendorCircuit.objects.filter(vendor_id=OuterRef("pk"))
+        .exclude(state="CLOSED")
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__gt=now or timezone.now()))
+    )
     return (
         Vendor.objects.filter(is_active=True, open_orders__lt=F("capacity"))
         .exclude(Exists(had_order))
+        .exclude(Exists(blocked))
         .order_by("-acceptance_rate", "open_orders", "id")
     )
 

@@ -42,6 +42,7 @@ from orders.models import (
     VendorAssignment,
     status_write_allowed,
 )
+from orders.vendor_time import order_due_at  # issue 18: vendor-time due times
 
 # DESIGN.md's state machine. Reassignment (to PENDING with another vendor) is
 # listed separately because it also needs a vendor change.
@@ -101,9 +102,21 @@ def _compare_and_set(
     expected_clock: datetime | None,
     now: datetime,
     expected_vendor_id: int | None = None,
+    vendor: Vendor | None = None,
     **changes: Any,
 ) -> None:
     """One conditional UPDATE; raises OrderMovedOn when the order is not as expected."""
+    # Issue 18 ("Vendor time"): the clock that starts now runs out at the
+    # vendor's working-time due time; None (wall clock) for a vendor without a
+    # calendar. ``vendor`` (or the cached order.vendor) spares a statement.
+    if vendor is None and Order.vendor.is_cached(order):
+        vendor = order.vendor
+    changes["due_at"] = order_due_at(
+        status=changes.get("status", expected_status),
+        vendor_id=changes.get("vendor_id", order.vendor_id),
+        start=now,
+        vendor=vendor,
+    )
     filters: dict[str, Any] = {"pk": order.pk, "status": expected_status}
     if expected_clock is not None:
         filters["stuck_since"] = expected_clock
@@ -192,6 +205,13 @@ def order_create(
             updated_at=now,
             status_changed_at=now,
             stuck_since=now,
+            # Issue 18: the vendor-time due time (None without a calendar).
+            due_at=order_due_at(
+                status=OrderStatus.PENDING,
+                vendor_id=vendor.pk if vendor else None,
+                start=now,
+                vendor=vendor,
+            ),
         )
         _history(
             order=order,
@@ -387,6 +407,7 @@ def order_reassign_vendor(
             status=OrderStatus.PENDING,
             status_changed_at=now,
             vendor_id=new_vendor_id,
+            vendor=vendor if isinstance(vendor, Vendor) else None,  # issue 18: due_at
         )
         _history(
             order=order,

@@ -2,14 +2,18 @@
 
 The healing row, its order, the order's vendor and, for a reassignment, the
 best candidate vendor (``orders.selectors.vendor_candidates``' ranking) come
-back in one round trip. The statement is plain SQL with named columns, built
-once per process from the models' fields; rows become model instances through
-the documented ``Model.from_db`` hook. Building and compiling the equivalent
-queryset for every heal was over half of a heal's CPU in a worker.
+back in one round trip, with the circuit state (``orders.health``) of the
+vendor the action would message: a vendor whose circuit is open is never a
+candidate, and a healthy vendor costs the heal path no extra statement.
+The statement is plain SQL with named columns, built once per process from
+the models' fields; rows become model instances through the documented
+``Model.from_db`` hook. Building and compiling the equivalent queryset for
+every heal was over half of a heal's CPU in a worker.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,16 +23,27 @@ from functools import cache
 from typing import Any
 
 from django.db import connection, models
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from healing.models import HealingAction, RecoveryAction
-from orders.models import Order, Vendor, VendorAssignment
+from orders.health import CircuitView
+from orders.models import CircuitState, Order, Vendor, VendorAssignment, VendorCircuit
 
 
 @dataclass(frozen=True)
 class Candidate:
+    """The vendor the action would message: for a reassignment the best other
+    vendor, for a workflow retry the order's own vendor."""
+
     vendor_id: int
     webhook_url: str
+    circuit: CircuitView | None = None
+    vendor: Vendor | None = None
+
+    @property
+    def circuit_view(self) -> CircuitView:
+        return self.circuit or CircuitView(vendor_id=self.vendor_id)
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,18 @@ def _sqlite_converter(field: models.Field[Any, Any]) -> Converter | None:
     if isinstance(field, models.BooleanField):
         return lambda value: value if value is None else bool(value)
     return None
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _converter(field: models.Field[Any, Any], sqlite: bool) -> Converter | None:
+    # Django reads json columns as text on every backend and decodes them in
+    # the field (vendor calendars, issue 18): the raw row must do the same.
+    if isinstance(field, models.JSONField):
+        return _json
+    return _sqlite_converter(field) if sqlite else None
 
 
 def _aware(value: Any) -> datetime:
@@ -88,6 +115,7 @@ class _Statement:
     healing: _Part
     order: _Part
     vendor: _Part
+    candidate: _Part
 
 
 def _part(
@@ -99,7 +127,7 @@ def _part(
     part = _Part(
         model=model,
         attnames=[field.attname for field in fields],
-        converters=[_sqlite_converter(field) if sqlite else None for field in fields],
+        converters=[_converter(field, sqlite) for field in fields],
         start=start,
         end=start + len(fields),
     )
@@ -114,8 +142,10 @@ def _statement(vendor: str) -> _Statement:
     healing, h_cols = _part(HealingAction, "h", 0, sqlite)
     order, o_cols = _part(Order, "o", healing.end, sqlite)
     vendor_part, v_cols = _part(Vendor, "v", order.end, sqlite)
+    candidate_part, c_cols = _part(Vendor, "c", vendor_part.end, sqlite)
     vendors = quote(Vendor._meta.db_table)
     assignments = quote(VendorAssignment._meta.db_table)
+    circuits = quote(VendorCircuit._meta.db_table)
     # orders.selectors.vendor_candidates, as SQL: active, free capacity, never
     # had the order; best acceptance rate, then most free room, then id.
     # tests/healing/actions/test_loading.py keeps the two in agreement.
@@ -124,24 +154,47 @@ def _statement(vendor: str) -> _Statement:
         f"SELECT c2.id FROM {vendors} c2 WHERE c2.is_active AND c2.open_orders < c2.capacity "  # noqa: S608
         f"AND NOT EXISTS (SELECT 1 FROM {assignments} a "
         "WHERE a.order_id = h.order_id AND a.vendor_id = c2.id) "
+        f"AND NOT EXISTS (SELECT 1 FROM {circuits} x WHERE x.vendor_id = c2.id "
+        "AND x.state <> %s AND (x.retry_at IS NULL OR x.retry_at > %s)) "
         "ORDER BY c2.acceptance_rate DESC, c2.open_orders ASC, c2.id ASC LIMIT 1"
     )
+    # The circuit of the order's vendor (vc) and of the candidate (cc).
+    circuit_cols = "vc.state, vc.failures, vc.retry_at, cc.state, cc.failures, cc.retry_at"
     sql = (
-        f"SELECT {', '.join(h_cols + o_cols + v_cols)}, c.id, c.webhook_url "  # noqa: S608
+        f"SELECT {', '.join(h_cols + o_cols + v_cols + c_cols)}, {circuit_cols} "  # noqa: S608
         f"FROM {quote(HealingAction._meta.db_table)} h "
         f"JOIN {quote(Order._meta.db_table)} o ON o.id = h.order_id "
         f"LEFT JOIN {vendors} v ON v.id = o.vendor_id "
         f"LEFT JOIN {vendors} c ON h.recovery_action = %s AND c.id = ({candidate}) "
+        f"LEFT JOIN {circuits} vc ON vc.vendor_id = o.vendor_id "
+        f"LEFT JOIN {circuits} cc ON cc.vendor_id = c.id "
         "WHERE h.id = %s"
     )
-    return _Statement(sql=sql, healing=healing, order=order, vendor=vendor_part)
+    return _Statement(
+        sql=sql, healing=healing, order=order, vendor=vendor_part, candidate=candidate_part
+    )
+
+
+def _circuit(vendor_id: int, state: Any, failures: Any, retry_at: Any) -> CircuitView:
+    if state is None:
+        return CircuitView(vendor_id=vendor_id)
+    retry = _aware(retry_at) if retry_at is not None else None
+    return CircuitView(vendor_id, str(state), int(failures or 0), retry)
 
 
 def healing_load(*, healing_id: int) -> Loaded | None:
     """The healing with its order (and vendor) attached, and its candidate vendor."""
     statement = _statement(connection.vendor)
     with connection.cursor() as cursor:
-        cursor.execute(statement.sql, [RecoveryAction.REASSIGN_VENDOR.value, healing_id])
+        cursor.execute(
+            statement.sql,
+            [
+                RecoveryAction.REASSIGN_VENDOR.value,
+                CircuitState.CLOSED.value,
+                timezone.now(),
+                healing_id,
+            ],
+        )
         row = cursor.fetchone()
     if row is None:
         return None
@@ -149,6 +202,21 @@ def healing_load(*, healing_id: int) -> Loaded | None:
     order = statement.order.instance(row)
     order.vendor = statement.vendor.instance(row) if order.vendor_id is not None else None
     healing.order = order
-    candidate_id, webhook_url = row[-2], row[-1]
-    candidate = Candidate(candidate_id, webhook_url or "") if candidate_id is not None else None
+    own_state, own_failures, own_retry, c_state, c_failures, c_retry = row[-6:]
+    candidate = None
+    if row[statement.candidate.start] is not None:
+        vendor = statement.candidate.instance(row)
+        candidate = Candidate(
+            vendor.pk,
+            vendor.webhook_url or "",
+            _circuit(vendor.pk, c_state, c_failures, c_retry),
+            vendor,
+        )
+    elif healing.recovery_action == RecoveryAction.RETRY_WORKFLOW and order.vendor is not None:
+        candidate = Candidate(
+            order.vendor.pk,
+            order.vendor.webhook_url or "",
+            _circuit(order.vendor.pk, own_state, own_failures, own_retry),
+            order.vendor,
+        )
     return Loaded(healing=healing, candidate=candidate)

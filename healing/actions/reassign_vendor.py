@@ -16,16 +16,17 @@ from healing.actions.base import (
     Outcome,
     finish_failed,
     finish_moved_on,
-    gateway_send,
     healing_finish,
     messages_record,
 )
+from healing.actions.circuit import circuit_permit, circuit_send, finish_circuit_open
 from healing.actions.loading import Candidate
 from healing.errors import HealingTransientError
 from healing.models import HealingAction, RecoveryStatus
 from orders import services as order_services
 from orders.errors import NoVendorAvailable, OrderMovedOn
 from orders.gateway import DeliveryFailed, OutboundMessage, VendorGateway
+from orders.health import DENY
 from orders.models import MessageKind, OrderStatus
 
 
@@ -42,6 +43,10 @@ def reassign_vendor_run(
         return finish_failed(
             healing=healing, claim=claim, error="no alternative vendor available", now=now
         )
+    # Open circuits are never candidates; one past its cool-down is, and then
+    # this offer is its one half-open probe (or, lost to another, a skip).
+    if circuit_permit(target=candidate, now=now) == DENY:
+        return finish_circuit_open(healing=healing, claim=claim, now=now)
     offer = OutboundMessage(
         order_id=order.pk,
         order_number=order.number,
@@ -50,7 +55,7 @@ def reassign_vendor_run(
         webhook_url=candidate.webhook_url,
         healing_id=healing.pk,
     )
-    delivery = gateway_send(claim=claim, gateway=gateway, message=offer)
+    delivery = circuit_send(claim=claim, gateway=gateway, message=offer, target=candidate)
     try:
         with transaction.atomic():
             # The healing's own rows first, the reassignment (which ends on
@@ -68,7 +73,8 @@ def reassign_vendor_run(
             )
             order_services.order_reassign_vendor(
                 order=order,
-                vendor=candidate.vendor_id,
+                # The loaded row spares orders.services a read for its due time.
+                vendor=candidate.vendor if candidate.vendor is not None else candidate.vendor_id,
                 actor=order_services.Actor.healing(),
                 reason=f"self-healing {healing.issue_type}: vendor did not progress the order",
                 expected_status=healing.detected_status,

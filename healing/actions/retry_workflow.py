@@ -11,15 +11,16 @@ from healing.actions.base import (
     Outcome,
     finish_failed,
     finish_moved_on,
-    gateway_send,
     healing_finish,
     messages_record,
 )
+from healing.actions.circuit import circuit_permit, circuit_send, finish_circuit_open
 from healing.actions.loading import Candidate
 from healing.models import HealingAction, RecoveryStatus
 from orders import services as order_services
 from orders.errors import OrderMovedOn
 from orders.gateway import WORKFLOW_STEP, OutboundMessage, VendorGateway
+from orders.health import DENY
 
 
 def retry_workflow_run(
@@ -33,6 +34,12 @@ def retry_workflow_run(
     order = healing.order
     if order.vendor_id is None:
         return finish_failed(healing=healing, claim=claim, error="no vendor to contact", now=now)
+    # The order's own vendor, with the circuit state the load read.
+    target = candidate or Candidate(
+        order.vendor_id, order.vendor.webhook_url if order.vendor else ""
+    )
+    if circuit_permit(target=target, now=now) == DENY:
+        return finish_circuit_open(healing=healing, claim=claim, now=now)
     step = OutboundMessage(
         order_id=order.pk,
         order_number=order.number,
@@ -41,7 +48,7 @@ def retry_workflow_run(
         webhook_url=order.vendor.webhook_url if order.vendor else "",
         healing_id=healing.pk,
     )
-    delivery = gateway_send(claim=claim, gateway=gateway, message=step)
+    delivery = circuit_send(claim=claim, gateway=gateway, message=step, target=target)
     try:
         with transaction.atomic():
             order_services.order_restart_clock(
