@@ -291,6 +291,9 @@ class _Loader:
                 round(rng.uniform(5, 120), 1),
                 "",
                 now,
+                "UTC",
+                "{}",  # always open: thresholds in wall-clock minutes
+                "[]",
             )
             for i in range(1, vendors + 1)
         ]
@@ -306,6 +309,9 @@ class _Loader:
                 "avg_response_minutes",
                 "webhook_url",
                 "created_at",
+                "time_zone",
+                "working_hours",
+                "holidays",
             ],
             vendor_rows,
         )
