@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from orders.models import (
     Buyer,
@@ -22,8 +24,8 @@ class StatusChangeInline(admin.TabularInline):
         "created_at",
         "from_status",
         "to_status",
-        "from_vendor_id",
-        "to_vendor_id",
+        "from_vendor",
+        "to_vendor",
         "actor_type",
         "actor_user",
         "reason",
@@ -32,6 +34,25 @@ class StatusChangeInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    # The history keeps vendor ids (a vendor row may go); show the name.
+    @admin.display(description="from vendor")
+    def from_vendor(self, obj: OrderStatusChange) -> str:
+        return _vendor_display(obj.from_vendor_id)
+
+    @admin.display(description="to vendor")
+    def to_vendor(self, obj: OrderStatusChange) -> str:
+        return _vendor_display(obj.to_vendor_id)
+
+
+def _vendor_display(vendor_id: int | None) -> str:
+    if vendor_id is None:
+        return "-"
+    vendor = Vendor.objects.filter(pk=vendor_id).only("name").first()
+    if vendor is None:
+        return f"id {vendor_id}"
+    url = reverse("admin:orders_vendor_change", args=[vendor_id])
+    return format_html('<a href="{}">{}</a>', url, vendor.name)
 
 
 class AssignmentInline(admin.TabularInline):

@@ -252,4 +252,8 @@ def test_the_order_page_is_read_only_without_save_or_delete(client, admin_user):
     assert page.status_code == 200
     assert 'name="_save"' not in html and 'name="_continue"' not in html
     assert "deletelink" not in html
+    # the history names the vendor instead of a bare id
+    vendor_url = reverse("admin:orders_vendor_change", args=[order.vendor_id])
+    link = f'<a href="{re.escape(vendor_url)}">{re.escape(order.vendor.name)}</a>'
+    assert re.search(rf'field-to_vendor">\s*<p>{link}', html)
     assert client.post(reverse("admin:orders_order_delete", args=[order.pk])).status_code == 403
