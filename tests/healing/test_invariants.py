@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 from healing.cycle import healing_cycle_run
 from healing.execution import healing_execute, healing_initiate
 from healing.models import HealingAction, HealingCycle, RecoveryStatus
+from healing.sweeper import leases_sweep
 from notifications.models import AdminNotification
 from orders import services as order_services
 from orders.models import Order, OrderStatusChange, VendorMessage
@@ -327,3 +329,143 @@ def test_a_lost_manual_healing_on_a_fresh_order_is_redispatched_too():
     ((healing_id, token),) = sent
     assert healing_id == healing.pk and token != str(healing.claim_token)
     assert healing_execute(healing_id=healing_id, token=token).status == "SUCCESS"
+
+
+# --- Issue 16: heartbeat leases, frozen workers, locks that do not wait -------------
+
+
+def test_a_slow_vendor_call_keeps_its_lease_alive_with_heartbeats(settings):
+    """The heartbeat renews the lease during a call longer than the lease: the
+    sweeper sees a live lease and the slow task applies its effect."""
+    settings.HEALING_LEASE_SECONDS = 1
+    settings.HEALING_LEASE_RENEW_SECONDS = 0.2
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    healing = healing_initiate(order=order, trigger="CLI")
+    swept: list[int] = []
+
+    def slow_call(message) -> None:
+        time.sleep(1.6)  # past the 1 s lease
+        (result,) = run_in_threads(lambda: leases_sweep(dispatch=lambda pairs: None))
+        swept.append(result.redispatched)
+
+    gateway = ScriptedGateway(during=slow_call)
+    outcome = healing_execute(healing_id=healing.pk, token=healing.claim_token, gateway=gateway)
+
+    assert swept == [0]
+    assert outcome.status == "SUCCESS"
+
+
+def test_a_frozen_heal_woken_after_its_lease_applies_nothing(settings):
+    """SIGSTOP past the lease, then SIGCONT: while the original is frozen in its
+    vendor call its lease runs out, the sweeper re-dispatches and a fresh task
+    heals the order; the original wakes, finds its lease taken and stops. The
+    effect happens once; both deliveries to the vendor have their rows."""
+    settings.HEALING_LEASE_SECONDS = 1
+    settings.HEALING_LEASE_RENEW_SECONDS = 0.5
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    healing = healing_initiate(order=order, trigger="CLI")
+    fresh_outcomes = []
+
+    def frozen(message) -> None:
+        if frozen.done:
+            return
+        frozen.done = True
+        # Frozen: no heartbeat runs in a stopped process, so the lease runs out.
+        HealingAction.objects.filter(pk=healing.pk).update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        sent: list[tuple[int, str]] = []
+        (result,) = run_in_threads(lambda: leases_sweep(dispatch=sent.extend))
+        assert result.redispatched == 1
+        ((_, fresh),) = sent
+        fresh_outcomes.extend(
+            run_in_threads(lambda: healing_execute(healing_id=healing.pk, token=fresh))
+        )
+        time.sleep(0.6)  # the original "wakes up" past its renewal interval
+
+    frozen.done = False
+    gateway = ScriptedGateway(during=frozen)
+    stale = healing_execute(healing_id=healing.pk, token=healing.claim_token, gateway=gateway)
+
+    assert [o.status for o in fresh_outcomes] == ["SUCCESS"]
+    assert stale.status == "STALE"
+    assert OrderStatusChange.objects.filter(order=order, reason__contains="re-sent").count() == 1
+    assert HealingAction.objects.get(pk=healing.pk).recovery_status == "SUCCESS"
+    # The vendor got the step twice (the frozen call, then the fresh task's):
+    # both are recorded, the frozen one although its apply never ran.
+    assert len(gateway.sent) == 1
+    assert VendorMessage.objects.filter(order=order).count() == 2
+
+
+def test_a_backend_frozen_inside_its_apply_transaction_does_not_hold_up_the_cycle():
+    """The cycle's re-dispatch skips a row another transaction holds."""
+    held = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    free = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    healings = [healing_initiate(order=o, trigger="CLI") for o in (held, free)]
+    HealingAction.objects.filter(pk__in=[h.pk for h in healings]).update(
+        recovery_status="IN_PROGRESS", lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    locked, release = threading.Event(), threading.Event()
+
+    def frozen_apply() -> None:
+        with transaction.atomic():
+            HealingAction.objects.select_for_update().get(pk=healings[0].pk)
+            locked.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=lambda: run_in_threads(frozen_apply))
+    holder.start()
+    assert locked.wait(10)
+    sent, dispatch = collect()
+    started = time.monotonic()
+    try:
+        result = healing_cycle_run(trigger="CLI", dispatch=dispatch)
+    finally:
+        release.set()
+        holder.join(10)
+
+    assert time.monotonic() - started < 3
+    assert result.redispatched == 1
+    assert [h for h, _ in sent] == [healings[1].pk]
+    # Once the frozen backend is gone, the next sweep picks the other up.
+    sent.clear()
+    assert leases_sweep(dispatch=dispatch).redispatched == 1
+    assert [h for h, _ in sent] == [healings[0].pk]
+
+
+def test_a_worker_idle_through_a_database_restart_runs_the_next_beat_cycle():
+    """The database dropped the worker's connection (a restart): the next
+    run_cycle drops the dead connection and runs."""
+    from django.db import connection
+
+    from healing.tasks import run_cycle
+
+    OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    HealingCycle.objects.count()  # the worker's connection is open
+    backend_pid = connection.connection.info.backend_pid
+    run_in_threads(lambda: _terminate(backend_pid))
+
+    result = run_cycle.apply(kwargs={"trigger": "BEAT"}).get()
+
+    assert result["ran"] and result["detected"] == 1
+
+
+def _terminate(pid: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_connections_carry_the_timeouts_and_keepalives():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        (lock_timeout,) = cursor.fetchone()
+        cursor.execute("SHOW idle_in_transaction_session_timeout")
+        (idle,) = cursor.fetchone()
+        cursor.execute("SHOW statement_timeout")
+        (statement,) = cursor.fetchone()
+    assert (lock_timeout, idle, statement) == ("5s", "1min", "1min")
+    assert connection.connection.info.get_parameters()["keepalives"] == "1"
