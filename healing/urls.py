@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from healing import apis, apis_history, apis_reports
+from healing import apis, apis_history, apis_operator, apis_reports
 
 app_name = "self_healing_api"
 
@@ -25,4 +25,7 @@ urlpatterns = [
     ),
     path("cycles", apis_history.CycleListApi.as_view(), name="cycles"),
     path("cycles/<int:cycle_id>", apis_history.CycleDetailApi.as_view(), name="cycle-detail"),
+    # Operator tools (issue 19).
+    path("rules/what-if", apis_operator.RulesWhatIfApi.as_view(), name="rules-what-if"),
+    path("redrive", apis_operator.RedriveApi.as_view(), name="redrive"),
 ]
