@@ -86,30 +86,43 @@ def attempts_subquery(order_ref: OuterRef | int) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def _past_due(*, rule: StuckRule, now: datetime, prefix: str = "") -> Q:
-    """``status = S AND (wall clock past the threshold, or vendor-time due)``.
+def _past_due(*, rule: StuckRule, now: datetime, prefix: str = "") -> tuple[Q, Q]:
+    """The two ways an order in the rule's status is past its threshold.
 
     "Vendor time" (issue 18): an order of a vendor with a calendar carries its
     due time (``due_at``, working minutes); the others have none and are
-    judged by the wall clock as before. Two range scans of two partial
-    indexes: orders_open_stuck_idx (status, stuck_since) and
-    orders_open_due_idx (status, due_at); finished orders are in neither.
+    judged by the wall clock as before. Each condition is a range scan of its
+    own partial index — orders_open_stuck_idx (status, stuck_since) and
+    orders_open_due_idx (status, due_at) — queried apart, because an OR of the
+    two would scan every order in the status.
     """
     cutoff = now - timedelta(minutes=rule.threshold_minutes)
-    return Q(**{f"{prefix}status": rule.status}) & (
-        Q(**{f"{prefix}due_at__isnull": True, f"{prefix}stuck_since__lt": cutoff})
-        | Q(**{f"{prefix}due_at__lt": now})
-    )
+    status = Q(**{f"{prefix}status": rule.status})
+    wall_clock = status & Q(**{f"{prefix}stuck_since__lt": cutoff, f"{prefix}due_at__isnull": True})
+    vendor_time = status & Q(**{f"{prefix}due_at__lt": now})
+    return wall_clock, vendor_time
 
 
-def _stuck_queryset(
+def _stuck_queryset(*, rule: StuckRule, now: datetime) -> QuerySet[Order]:
+    """Orders past ``rule``'s threshold as one filter (counts and aggregates:
+    healing.reports.statistics); detection reads the two parts apart."""
+    wall_clock, vendor_time = _past_due(rule=rule, now=now)
+    return Order.objects.filter(wall_clock | vendor_time).order_by("stuck_since", "id")
+
+
+def _stuck_rows(
     *, rule: StuckRule, now: datetime
 ) -> QuerySet[Order, tuple[int, str, datetime, int | None]]:
-    """Orders past ``rule``'s threshold (``_past_due``), oldest clock first."""
+    """Orders past ``rule``'s threshold, oldest clock first: a UNION ALL of the
+    two index range scans of ``_past_due`` (an order is in one part only)."""
+    wall_clock, vendor_time = _past_due(rule=rule, now=now)
+    columns = ("id", "number", "stuck_since", "vendor_id")
     return (
-        Order.objects.filter(_past_due(rule=rule, now=now))
+        Order.objects.filter(wall_clock)
+        .order_by()
+        .values_list(*columns)
+        .union(Order.objects.filter(vendor_time).order_by().values_list(*columns), all=True)
         .order_by("stuck_since", "id")
-        .values_list("id", "number", "stuck_since", "vendor_id")
     )
 
 
@@ -136,14 +149,16 @@ def _healing_states(*, rule: StuckRule, now: datetime) -> dict[int, _HealingStat
     SKIPPED healings are never read: they are neither attempts nor active, and
     a long guard trip can leave many of them.
     """
-    rows = (
-        HealingAction.objects.filter(_past_due(rule=rule, now=now, prefix="order__"))
+    rows = [
+        row
+        for part in _past_due(rule=rule, now=now, prefix="order__")
+        for row in HealingAction.objects.filter(part)
         .exclude(recovery_status=RecoveryStatus.SKIPPED)
         .order_by()
         .values_list(
             "id", "order_id", "recovery_status", "created_at", "resolved_at", "lease_expires_at"
         )
-    )
+    ]
     states: dict[int, _HealingState] = {}
     for healing_id, order_id, status, created, resolved, lease in rows:
         state = states.setdefault(order_id, _HealingState())
@@ -175,7 +190,7 @@ def stuck_orders_detect(
     rules = rules_enabled() if rules is None else rules
     found: list[StuckOrder] = []
     for rule in rules:
-        candidates = list(_stuck_queryset(rule=rule, now=now))
+        candidates = list(_stuck_rows(rule=rule, now=now))
         states = _healing_states(rule=rule, now=now)
         empty = _HealingState()
         for order_id, number, stuck_since, vendor_id in candidates:
