@@ -250,7 +250,7 @@ def sql_built_from_strings(path: Path, relative: str) -> list[tuple[str, str, in
         name = getattr(node.func, "attr", getattr(node.func, "id", ""))
         if name not in SQL_CALLS:
             continue
-        func = node
+        func: ast.AST = node
         while func in parents and not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
             func = parents[func]
         function = getattr(func, "name", "<module>")
