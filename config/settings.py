@@ -14,6 +14,7 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from config.env import env_file_load
 from config.logging import build_logging
@@ -292,6 +293,27 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # Celery's Django fix-up closes the connection after every task unless this is
 # set; reusing it is the difference between ~76 and ~300 heals/s per machine.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+
+# --- Celery: brokers across machines (issue 17) ---
+# Redis or RabbitMQ (CELERY_BROKER_URL=amqp://user:pass@host:5672//). The two
+# queues are declared explicitly so RabbitMQ keeps them durable (messages are
+# persistent by default: a broker restart loses nothing queued). The visibility
+# timeout above is a Redis transport option; the amqp transport ignores it.
+# CELERY_QUEUE_TYPE=quorum declares replicated quorum queues instead (RabbitMQ
+# 3.8+, a cluster of 3 to be worth it). Quorum queues refuse global QoS:
+# worker_detect_quorum_queues makes the worker apply the prefetch per consumer,
+# and countdown retries then go through Celery's native delayed delivery.
+CELERY_QUEUE_TYPE = env_str("CELERY_QUEUE_TYPE", "classic")
+if CELERY_QUEUE_TYPE not in ("classic", "quorum"):
+    raise ImproperlyConfigured("CELERY_QUEUE_TYPE must be 'classic' or 'quorum'")
+_QUEUE_ARGUMENTS = {"x-queue-type": "quorum"} if CELERY_QUEUE_TYPE == "quorum" else None
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name, durable=True, queue_arguments=_QUEUE_ARGUMENTS)
+    for name in ("healing", "default")
+)
+CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+if CELERY_QUEUE_TYPE == "quorum":
+    CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
 
 # --- Healing ----------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
-import redis
 from django.conf import settings
 
 from tests.faults import helpers
 from tests.integration.workers import FAST_ENV
+from tests.multihost.brokers import broker_flush
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +19,7 @@ def _fault_settings(request: pytest.FixtureRequest) -> None:
             "fault scenarios need a real broker: run them through `make test` / "
             "`make faults` (which set CELERY_BROKER_URL) or set CELERY_BROKER_URL yourself"
         )
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    broker_flush(settings.CELERY_BROKER_URL)
     django_settings = request.getfixturevalue("settings")
     django_settings.HEALING_LEASE_SECONDS = int(FAST_ENV["HEALING_LEASE_SECONDS"])
     django_settings.HEALING_DISPATCH_LEASE_SECONDS = int(FAST_ENV["HEALING_DISPATCH_LEASE_SECONDS"])

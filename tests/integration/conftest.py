@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
-import redis
 from django.conf import settings
+
+from tests.multihost.brokers import broker_flush
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -12,4 +13,4 @@ def _broker_is_real() -> None:
             "integration tests need a real broker: run them through `make test` "
             "(which sets CELERY_BROKER_URL) or set CELERY_BROKER_URL yourself"
         )
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    broker_flush(settings.CELERY_BROKER_URL)
