@@ -14,14 +14,22 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.errors import ApiInvalid
-from api.inputs import StrictInputSerializer, body_input
-from api.permissions import IsOperator
+from api.errors import ApiInvalid, ApiNotFound
+from api.inputs import MAX_ID, StrictInputSerializer, body_input, path_id
+from api.permissions import IsAdmin, IsOperator
 from api.schema import AUTH_ERRORS, error_responses
+from healing.apis import order_get_or_404
 from healing.models import IssueType, RecoveryAction, RecoveryStatus
+from healing.operator_actions import (
+    ManualOutcome,
+    order_cancel_manual,
+    order_heal_manual,
+    order_reassign_manual,
+)
 from healing.redrive import RedriveFilter, redrive_execute, redrive_preview
 from healing.serializers import HealingActionSerializer
 from healing.whatif import WhatIfInvalid, rules_whatif
+from orders.models import Vendor
 
 WHATIF_DAYS_MAX = 366
 
@@ -124,3 +132,101 @@ class RedriveApi(APIView):
             )
         ids = redrive_execute(spec=spec, token=data["token"], user=request.user)
         return Response({"success": True, "dryRun": False, "count": len(ids), "healingIds": ids})
+
+
+# --- Manual actions for an order on manual hold (ADMIN) ---------------------------
+
+
+def _manual_answer(outcome: ManualOutcome) -> Response:
+    body: dict[str, Any] = {
+        "success": True,
+        "order": {
+            "id": outcome.order.pk,
+            "number": outcome.order.number,
+            "status": outcome.order.status,
+            "vendorId": outcome.order.vendor_id,
+        },
+        "holdsResolved": outcome.holds_resolved,
+        "notificationsResolved": outcome.notifications_resolved,
+    }
+    if outcome.healing is not None:
+        body["healing"] = HealingActionSerializer(outcome.healing).data
+        body["retryScheduled"] = outcome.retry_scheduled
+    return Response(body)
+
+
+class _NoteInput(StrictInputSerializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+
+
+class OrderCancelManualApi(APIView):
+    """Cancel an order on manual hold and refund its credit once; resolves the hold."""
+
+    permission_classes = [IsAdmin]
+
+    class InputSerializer(_NoteInput):
+        class Meta:
+            ref_name = "ManualCancelRequest"
+
+    @extend_schema(
+        operation_id="manual_cancel",
+        request=InputSerializer,
+        responses={200: dict, **error_responses(400, *AUTH_ERRORS, 404, 409)},
+    )
+    def post(self, request: Request, order_id: str) -> Response:
+        order = order_get_or_404(order_id=path_id(order_id, field="orderId"))
+        data = body_input(self.InputSerializer, request)
+        return _manual_answer(
+            order_cancel_manual(order=order, user=request.user, note=data["note"])
+        )
+
+
+class OrderReassignManualApi(APIView):
+    """Give an order on manual hold to a chosen vendor that never had it; resolves the hold."""
+
+    permission_classes = [IsAdmin]
+
+    class InputSerializer(_NoteInput):
+        vendorId = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+        class Meta:
+            ref_name = "ManualReassignRequest"
+
+    @extend_schema(
+        operation_id="manual_reassign",
+        request=InputSerializer,
+        responses={200: dict, **error_responses(400, *AUTH_ERRORS, 404, 409)},
+    )
+    def post(self, request: Request, order_id: str) -> Response:
+        order = order_get_or_404(order_id=path_id(order_id, field="orderId"))
+        data = body_input(self.InputSerializer, request)
+        vendor = Vendor.objects.filter(pk=data["vendorId"]).first()
+        if vendor is None:
+            raise ApiNotFound(f"vendor {data['vendorId']} does not exist", field="vendorId")
+        return _manual_answer(
+            order_reassign_manual(order=order, vendor=vendor, user=request.user, note=data["note"])
+        )
+
+
+class OrderHealManualApi(APIView):
+    """Hand an order on manual hold back and heal it now with the chosen action."""
+
+    permission_classes = [IsAdmin]
+
+    class InputSerializer(StrictInputSerializer):
+        recoveryAction = serializers.ChoiceField(choices=RecoveryAction.choices)
+
+        class Meta:
+            ref_name = "ManualHealRequest"
+
+    @extend_schema(
+        operation_id="manual_heal",
+        request=InputSerializer,
+        responses={200: dict, **error_responses(400, *AUTH_ERRORS, 404, 409)},
+    )
+    def post(self, request: Request, order_id: str) -> Response:
+        order = order_get_or_404(order_id=path_id(order_id, field="orderId"))
+        data = body_input(self.InputSerializer, request)
+        return _manual_answer(
+            order_heal_manual(order=order, action=data["recoveryAction"], user=request.user)
+        )

@@ -28,4 +28,19 @@ urlpatterns = [
     # Operator tools (issue 19).
     path("rules/what-if", apis_operator.RulesWhatIfApi.as_view(), name="rules-what-if"),
     path("redrive", apis_operator.RedriveApi.as_view(), name="redrive"),
+    re_path(
+        r"^orders/(?P<order_id>[^/]+)/cancel$",
+        apis_operator.OrderCancelManualApi.as_view(),
+        name="manual-cancel",
+    ),
+    re_path(
+        r"^orders/(?P<order_id>[^/]+)/reassign$",
+        apis_operator.OrderReassignManualApi.as_view(),
+        name="manual-reassign",
+    ),
+    re_path(
+        r"^orders/(?P<order_id>[^/]+)/heal$",
+        apis_operator.OrderHealManualApi.as_view(),
+        name="manual-heal",
+    ),
 ]
