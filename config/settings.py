@@ -322,6 +322,8 @@ HEALING_CYCLE_INTERVAL_SECONDS = env_int("HEALING_CYCLE_INTERVAL_SECONDS", 300)
 # A claimed healing's lease: renewed by its running task (at claim, during and
 # after a long vendor call); once it runs out the sweeper re-dispatches it.
 HEALING_LEASE_SECONDS = env_int("HEALING_LEASE_SECONDS", 60)
+# The lease must outlast the vendor gateway timeout by this (check healing.E002).
+HEALING_LEASE_MARGIN_SECONDS = env_float("HEALING_LEASE_MARGIN_SECONDS", 10.0)
 # How often a running heal renews its lease during a long vendor call.
 HEALING_LEASE_RENEW_SECONDS = env_float(
     "HEALING_LEASE_RENEW_SECONDS", max(HEALING_LEASE_SECONDS / 3, 0.1)
@@ -337,6 +339,9 @@ HEALING_SWEEP_MAX_BATCHES = env_int("HEALING_SWEEP_MAX_BATCHES", 20)
 # whose heartbeat is older than the stale age is abandoned (its holder died).
 HEALING_CYCLE_HEARTBEAT_SECONDS = env_float("HEALING_CYCLE_HEARTBEAT_SECONDS", 10.0)
 HEALING_CYCLE_STALE_SECONDS = env_int("HEALING_CYCLE_STALE_SECONDS", 60)
+# Deploy-safety checks (healing.checks, E001...) a deployment knowingly
+# overrides, e.g. the fault suite's shortened leases.
+SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")
 # A cycle row left running longer than this (a crashed cycle) no longer blocks.
 HEALING_CYCLE_LOCK_SECONDS = env_int("HEALING_CYCLE_LOCK_SECONDS", 900)
 HEALING_GUARD_MIN_STUCK = env_int("HEALING_GUARD_MIN_STUCK", 2000)

@@ -11,3 +11,6 @@ class HealingConfig(AppConfig):
             signals,  # noqa: F401  (worker start-up hooks)
             vendor_hooks,  # noqa: F401  (vendor time: thresholds, due-time recompute)
         )
+        from healing.checks import checks_register  # deploy-safety checks (issue 16)
+
+        checks_register()

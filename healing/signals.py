@@ -7,10 +7,11 @@ healing decides what that means for the order.
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import datetime
 from typing import Any
 
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_ready
 from django.conf import settings
 from django.dispatch import receiver
 
@@ -19,6 +20,21 @@ from notifications.services import notifications_resolve_for_order
 from notifications.signals import notification_resolved
 
 logger = logging.getLogger("healing.worker")
+
+
+@worker_init.connect
+def deploy_checks_run(sender: Any = None, **kwargs: Any) -> None:
+    """A worker with a configuration that would lose, double or stall heals
+    refuses to start, with one line (healing.checks)."""
+    from healing.checks import healing_checks
+
+    errors = healing_checks()
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        sys.stderr.write(f"configuration error: {first.id}: {first.msg}; {first.hint}{more}\n")
+        sys.stderr.flush()
+        raise SystemExit(2)
 
 
 @worker_ready.connect

@@ -19,8 +19,8 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction

@@ -21,7 +21,9 @@ from notifications.services import notification_deliver_round, notifications_swe
 logger = logging.getLogger("notifications.tasks")
 
 
-@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=None
+)
 def notification_deliver(self: Any, notification_id: int, round: int = 0) -> str:
     retries = self.request.retries or 0
     while True:

@@ -13,6 +13,7 @@ from orders.models import Order, VendorMessage
 @shared_task(
     bind=True,
     acks_late=True,
+    reject_on_worker_lost=True,  # a killed worker hands the message back (healing.E003)
     max_retries=5,
     autoretry_for=(DeliveryFailed,),
     retry_backoff=2,

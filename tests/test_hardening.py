@@ -30,6 +30,8 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "orders.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://orders.example.com",
     "SQLITE_PATH": "/tmp/hardening-check.sqlite3",
+    # Production has a broker (healing.E004); the check never connects to it.
+    "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
     # No .env either: a developer's file must not make a check pass.
     "ENV_FILE": "",
 }

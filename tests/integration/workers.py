@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST_ENV = {
     "HEALING_LEASE_SECONDS": "5",
     "HEALING_DISPATCH_LEASE_SECONDS": "5",
+    # Leases this short are the point here: the checks that guard them are off.
+    "SILENCED_SYSTEM_CHECKS": "healing.E002,healing.E006",
     "HEALING_TASK_BACKOFF_BASE": "0.2",
     "HEALING_TASK_BACKOFF_MAX": "1",
     "HEALING_TASK_MAX_RETRIES": "3",
