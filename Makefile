@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint run bench faults migrate clean install
+.PHONY: demo test lint run bench bench-api faults migrate clean install
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ bench: $(VENV)/.installed
 	DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
 	ALLOW_INSECURE_DEFAULTS=$${ALLOW_INSECURE_DEFAULTS:-true} \
 	$(PY) manage.py bench_healing $(BENCH_ARGS)
+	$(MAKE) --no-print-directory bench-api
+
+# The API under load, alone and while a cycle heals (docs/BENCHMARK.md);
+# its own database. BENCH_API_ARGS="--clients 20 --seconds 30" by default.
+BENCH_API_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench_api
+bench-api: $(VENV)/.installed
+	DATABASE_URL=$(BENCH_API_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) \
+	REDIS_URL=$(BENCH_BROKER_URL) ALLOW_INSECURE_DEFAULTS=$${ALLOW_INSECURE_DEFAULTS:-true} \
+	$(PY) -m bench.api_load $(BENCH_API_ARGS)
 
 # The fault-injection suite (README "Reliability") at full size: 2,000 stuck
 # orders per scenario, real workers, figures lines at the end and appended to

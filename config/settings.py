@@ -526,6 +526,9 @@ API_THROTTLE_RATES = {
     "healing": env_str("API_THROTTLE_HEALING_RATE", "30/min"),
 }
 # POST run-cycle waits this long for the cycle's healings, polling this often.
+# Heavy reads (stuck-orders, statistics) are computed at most this often and
+# served with their age (api.caching); 0 computes every request.
+API_READ_CACHE_SECONDS = env_float("API_READ_CACHE_SECONDS", 5.0)
 HEALING_API_WAIT_SECONDS = env_float("HEALING_API_WAIT_SECONDS", 10.0)
 HEALING_API_POLL_SECONDS = env_float("HEALING_API_POLL_SECONDS", 0.25)
 # How many reverse proxies in front of the web process append to

@@ -9,12 +9,16 @@ cycles) are in ``healing.apis_history``, reports (statistics, KPIs) in
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.caching import read_through
 from api.errors import ApiNotFound
 from api.inputs import MAX_ID, StrictInputSerializer, body_input, path_id, query_input
 from api.permissions import IsOperator
@@ -69,6 +73,9 @@ class StuckOrdersApi(APIView):
         success = serializers.BooleanField()
         count = serializers.IntegerField()
         stuckOrders = StuckOrderSerializer(many=True)
+        ageSeconds = serializers.FloatField(
+            help_text="How old this answer is (served from a cache of API_READ_CACHE_SECONDS)."
+        )
 
         class Meta:
             ref_name = "StuckOrdersResponse"
@@ -97,9 +104,41 @@ class StuckOrdersApi(APIView):
     )
     def get(self, request: Request) -> Response:
         params = query_input(self.InputSerializer, request)
-        stuck = stuck_orders_detect(limit=params["limit"])
-        rows = self.OutputSerializer.StuckOrderSerializer(stuck, many=True).data
-        return Response({"success": True, "count": len(rows), "stuckOrders": rows})
+        limit = params["limit"]
+        rows, age = read_through(
+            key=f"stuck-orders:{limit}",
+            seconds=settings.API_READ_CACHE_SECONDS,
+            compute=lambda: _stuck_rows(limit=limit),
+        )
+        return Response(
+            {"success": True, "count": len(rows), "stuckOrders": rows, "ageSeconds": age}
+        )
+
+
+_STUCK_FIELDS = (
+    "order_id",
+    "order_number",
+    "status",
+    "issue_type",
+    "stuck_minutes",
+    "recommended_action",
+    "attempts",
+    "active_healing_count",
+    "vendor_id",
+    "dry_run",
+)
+_DATETIME = serializers.DateTimeField()
+
+
+def _stuck_rows(*, limit: int) -> list[dict[str, Any]]:
+    """Plain rows (thousands of them: no per-field serializer on this path)."""
+    return [
+        {
+            **{name: getattr(item, name) for name in _STUCK_FIELDS},
+            "stuck_since": _DATETIME.to_representation(item.stuck_since),
+        }
+        for item in stuck_orders_detect(limit=limit)
+    ]
 
 
 # --- Heal one order -----------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.caching import read_through
 from api.inputs import query_input
 from api.permissions import IsViewer
 from api.schema import AUTH_ERRORS, error_responses, seed_example
@@ -47,6 +49,9 @@ class StatisticsApi(APIView):
         success = serializers.BooleanField()
         days = serializers.IntegerField()
         statistics = RowSerializer(many=True)
+        ageSeconds = serializers.FloatField(
+            help_text="How old this answer is (served from a cache of API_READ_CACHE_SECONDS)."
+        )
 
         class Meta:
             ref_name = "StatisticsResponse"
@@ -78,7 +83,12 @@ class StatisticsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         days = query_input(DaysInputSerializer, request)["days"]
-        return Response({"success": True, "days": days, "statistics": statistics_daily(days=days)})
+        rows, age = read_through(
+            key=f"statistics:{days}",
+            seconds=settings.API_READ_CACHE_SECONDS,
+            compute=lambda: statistics_daily(days=days),
+        )
+        return Response({"success": True, "days": days, "statistics": rows, "ageSeconds": age})
 
 
 class KpisApi(APIView):

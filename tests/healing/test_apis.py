@@ -83,7 +83,7 @@ def test_stuck_orders_seed_body(ops_api, rules):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"success", "count", "stuckOrders"}
+    assert set(body) == {"success", "count", "stuckOrders", "ageSeconds"}
     assert body["success"] is True
     assert body["count"] == 2
     rows = {row["order_id"]: row for row in body["stuckOrders"]}
@@ -365,7 +365,7 @@ def test_statistics_seed_body(client_for):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"success", "days", "statistics"}
+    assert set(body) == {"success", "days", "statistics", "ageSeconds"}
     assert body["success"] is True and body["days"] == 7
     # One row per recovery status, as healing_statistics_view groups (issue 20 item 5).
     assert [r["recovery_status"] for r in body["statistics"]] == ["FAILED", "SUCCESS"]
@@ -381,7 +381,7 @@ def test_statistics_seed_body(client_for):
 def test_statistics_days_defaults_to_7(client_for):
     body = client_for("VIEWER").get(f"{BASE}/statistics").json()
 
-    assert body == {"success": True, "days": 7, "statistics": []}
+    assert body == {"success": True, "days": 7, "statistics": [], "ageSeconds": 0.0}
 
 
 def test_kpis_body(client_for):
