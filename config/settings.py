@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "notifications",
     "dashboard",
     "demo",
+    "bench",  # manage.py bench_healing
 ]
 
 MIDDLEWARE = [

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from psycopg import sql
 
-from healing.management.commands.bench_healing import JSON_KEYS
+from bench.management.commands.bench_healing import JSON_KEYS
 
 pytestmark = [pytest.mark.integration]
 
