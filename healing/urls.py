@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from healing import apis, apis_history, apis_operator, apis_reports
+from healing import apis, apis_export, apis_history, apis_operator, apis_reports
 
 app_name = "self_healing_api"
 
@@ -18,6 +18,16 @@ urlpatterns = [
     path("statistics", apis_reports.StatisticsApi.as_view(), name="statistics"),
     path("kpis", apis_reports.KpisApi.as_view(), name="kpis"),
     path("healing-actions", apis_history.HealingActionListApi.as_view(), name="healing-actions"),
+    path(
+        "healing-actions/export",
+        apis_export.HealingActionExportApi.as_view(),
+        name="healing-actions-export",
+    ),
+    path(
+        "notifications/export",
+        apis_export.NotificationExportApi.as_view(),
+        name="notifications-export",
+    ),
     path(
         "healing-actions/<int:healing_id>",
         apis_history.HealingActionDetailApi.as_view(),
