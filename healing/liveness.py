@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 
 from django.db import connection, connections
@@ -101,3 +102,30 @@ def heartbeats_enabled() -> bool:
     """Threads beat on PostgreSQL only: SQLite (the single-process demo) has
     one writer at a time, and nothing else would take a lease over."""
     return connection.vendor == "postgresql"
+
+
+# --- What the machinery is doing with a healing (issue 16, visibility) -------------
+
+QUEUED = "queued"  # dispatched, no task has claimed it yet
+RUNNING = "running"  # a task holds its lease
+RETRYING = "retrying"  # waiting for its scheduled retry (next_attempt_at)
+LEASE_EXPIRED = "lease_expired"  # its task was lost: awaiting re-dispatch
+FINISHED = "finished"
+MACHINERY_STATES = (QUEUED, RUNNING, RETRYING, LEASE_EXPIRED, FINISHED)
+
+
+def machinery_state(
+    *,
+    recovery_status: str,
+    lease_expires_at: datetime | None,
+    next_attempt_at: datetime | None,
+    now: datetime,
+) -> str:
+    """One of MACHINERY_STATES, so a wedged heal never looks like a running one."""
+    if recovery_status not in ("PENDING", "IN_PROGRESS"):
+        return FINISHED
+    if lease_expires_at is not None and lease_expires_at < now:
+        return LEASE_EXPIRED
+    if next_attempt_at is not None:
+        return RETRYING
+    return QUEUED if recovery_status == "PENDING" else RUNNING

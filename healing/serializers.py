@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from healing.liveness import MACHINERY_STATES, machinery_state
 from healing.models import IssueType, RecoveryAction, RecoveryStatus
 
 
@@ -39,9 +42,23 @@ class HealingActionSerializer(serializers.Serializer):
     completed_at = serializers.DateTimeField(allow_null=True)
     recovery_duration_seconds = serializers.FloatField(allow_null=True)
     requested_by = serializers.SerializerMethodField()
+    # Issue 16: what the machinery is doing with it (queued, running, retrying,
+    # lease_expired = awaiting re-dispatch, finished), and when.
+    machinery_state = serializers.SerializerMethodField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    lease_expires_at = serializers.DateTimeField(allow_null=True)
 
     class Meta:
         ref_name = "HealingAction"
+
+    @extend_schema_field(serializers.ChoiceField(choices=MACHINERY_STATES))
+    def get_machinery_state(self, obj: Any) -> str:
+        return machinery_state(
+            recovery_status=obj.recovery_status,
+            lease_expires_at=obj.lease_expires_at,
+            next_attempt_at=obj.next_attempt_at,
+            now=timezone.now(),
+        )
 
     def get_vendor_changed(self, obj: Any) -> bool:
         return obj.new_vendor_id is not None and obj.new_vendor_id != obj.previous_vendor_id

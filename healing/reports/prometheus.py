@@ -320,13 +320,23 @@ class HealingCollector:
             active.add_metric([status], by_status.get(status, 0))
         yield active
 
-        expired = HealingAction.objects.filter(
-            recovery_status__in=ACTIVE_STATUSES, lease_expires_at__lt=now
-        ).count()
+        # Issue 16: lost (lease expired, awaiting re-dispatch) and retrying
+        # healings, in the one statement the expired count took before.
+        machinery = HealingAction.objects.filter(recovery_status__in=ACTIVE_STATUSES).aggregate(
+            expired=Count("id", filter=Q(lease_expires_at__lt=now)),
+            retrying=Count(
+                "id", filter=Q(next_attempt_at__isnull=False, lease_expires_at__gte=now)
+            ),
+        )
         yield GaugeMetricFamily(
             "healing_expired_leases",
-            "Active healings whose lease expired (the next cycle re-dispatches them).",
-            value=expired,
+            "Active healings whose lease expired, awaiting re-dispatch (the lease sweeper's).",
+            value=machinery["expired"],
+        )
+        yield GaugeMetricFamily(
+            "healing_retrying_healings",
+            "Active healings waiting for a scheduled retry (next_attempt_at).",
+            value=machinery["retrying"],
         )
 
         pending = GaugeMetricFamily(

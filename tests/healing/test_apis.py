@@ -59,6 +59,10 @@ HEALING_KEYS = {
     "completed_at",
     "recovery_duration_seconds",
     "requested_by",
+    # Issue 16: what the machinery is doing with it.
+    "machinery_state",
+    "next_attempt_at",
+    "lease_expires_at",
 }
 
 

@@ -242,3 +242,34 @@ def test_heartbeat_threads_close_their_connections():
     with Heartbeat(interval=0.05, beat=lambda: HealingCycle.objects.exists() or True, name="t"):
         time.sleep(0.2)
     assert threading.active_count() == before
+
+
+# --- Visibility ----------------------------------------------------------------------
+
+
+def test_the_api_and_metrics_tell_retrying_and_lost_healings_from_running_ones(
+    client_for, settings
+):
+    from healing.reports.prometheus import metrics_render
+
+    settings.HEALING_TASK_BACKOFF_BASE = 100.0
+    settings.HEALING_TASK_BACKOFF_MAX = 100.0
+    running, retrying, lost = claimed_healing(), claimed_healing(), claimed_healing()
+    healing_retry_or_fail(
+        healing_id=retrying.pk, token=retrying.claim_token, error="vendor gateway", retries=0
+    )
+    expire(lost.pk)
+    api = client_for("OPERATIONS")
+
+    def state(healing: HealingAction) -> dict:
+        response = api.get(f"/api/v1/self-healing/healing-actions/{healing.pk}")
+        assert response.status_code == 200
+        return response.json()["healing"]
+
+    assert state(running)["machinery_state"] == "running"
+    body = state(retrying)
+    assert body["machinery_state"] == "retrying" and body["next_attempt_at"]
+    assert state(lost)["machinery_state"] == "lease_expired"
+    text = metrics_render().decode()
+    assert "healing_retrying_healings 1.0" in text
+    assert "healing_expired_leases 1.0" in text
