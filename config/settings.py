@@ -155,7 +155,12 @@ if DATABASE_URL:
     DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 60000)
     DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = env_int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000)
     _postgres = "postgresql" in DATABASES["default"]["ENGINE"]
-    if _postgres and env_bool("DB_SERVER_OPTIONS", default=True):
+    # Behind pgbouncer in transaction mode (deploy/pgbouncer.ini): no
+    # server-side cursors (they outlive the lent connection's transaction).
+    DB_POOLER = env_str("DB_POOLER")
+    if DB_POOLER == "pgbouncer":
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    if _postgres and env_bool("DB_SERVER_OPTIONS", default=DB_POOLER != "pgbouncer"):
         DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
             f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} "
             f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} "
