@@ -149,3 +149,13 @@ class VendorMessageAdmin(admin.ModelAdmin):
     list_display = ("created_at", "order", "vendor", "kind", "status", "backend", "error")
     list_filter = ("kind", "status", "backend")
     raw_id_fields = ("order", "vendor")
+
+    # Audit rows (invariant 13): viewed, never added, edited or deleted here.
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -26,8 +26,6 @@ from tests.factories import (
     VendorMessageFactory,
 )
 
-pytestmark = pytest.mark.postgres
-
 
 def _refused(sql: str, params: list[object]) -> str:
     with pytest.raises(IntegrityError) as caught, transaction.atomic(), connection.cursor() as c:
@@ -50,6 +48,7 @@ def audit_rows(db):
     }
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "table",
@@ -71,6 +70,7 @@ def test_a_raw_sql_delete_of_an_audit_row_fails(audit_rows, table):
     assert type(row).objects.filter(pk=row.pk).exists()
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("table", "column", "value"),
@@ -88,6 +88,7 @@ def test_append_only_rows_cannot_be_rewritten(audit_rows, table, column, value):
     assert "UPDATE" in message
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_the_engine_still_updates_healings_cycles_and_notifications(audit_rows):
     now = timezone.now()
@@ -99,6 +100,7 @@ def test_the_engine_still_updates_healings_cycles_and_notifications(audit_rows):
     assert AdminNotification.objects.filter(pk=notification.pk).update(acknowledged_at=now) == 1
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_an_order_with_history_cannot_be_deleted_through_the_orm(audit_rows):
     order = audit_rows["healing_actions"].order
@@ -110,6 +112,7 @@ def test_an_order_with_history_cannot_be_deleted_through_the_orm(audit_rows):
     assert OrderStatusChange.objects.filter(order=order).exists()
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_prune_setting_is_local_to_its_transaction(audit_rows):
     message = audit_rows["vendor_messages"]
@@ -124,6 +127,7 @@ def test_the_prune_setting_is_local_to_its_transaction(audit_rows):
     assert CreditEntry.objects.filter(pk=entry.pk).exists()
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_truncate_still_empties_the_audit_tables_for_rebuilds_and_test_flushes():
     order = OrderFactory()
@@ -139,3 +143,67 @@ def test_truncate_still_empties_the_audit_tables_for_rebuilds_and_test_flushes()
 
     assert not HealingAction.objects.exists()
     assert not OrderStatusChange.objects.exists()
+
+
+# --- Through the admin: refused for every role -----------------------------------
+
+ADMIN_PAGES = {
+    "healing_actions": "healing/healingaction",
+    "healing_cycles": "healing/healingcycle",
+    "admin_notifications": "notifications/adminnotification",
+    "vendor_messages": "orders/vendormessage",
+}
+
+
+@pytest.fixture
+def staff(db, make_user):
+    from django.contrib.auth import get_user_model
+
+    from tests.api.helpers import PASSWORD
+
+    users = {role: make_user(role) for role in ("ADMIN", "OPERATIONS", "VIEWER")}
+    users["superuser"] = get_user_model().objects.create_superuser(
+        username="root", password=PASSWORD, email="root@example.com"
+    )
+    return users
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["superuser", "ADMIN", "OPERATIONS", "VIEWER"])
+@pytest.mark.parametrize("table", sorted(ADMIN_PAGES))
+def test_deleting_or_editing_an_audit_row_in_the_admin_is_refused(
+    audit_rows, staff, client, role, table
+):
+    row = audit_rows[table]
+    client.force_login(staff[role])
+    page = f"/admin/{ADMIN_PAGES[table]}/{row.pk}"
+
+    deleted = client.post(f"{page}/delete/", {"post": "yes"})
+    edited = client.post(f"{page}/change/", {"title": "x", "status": "FAILED", "reason": "x"})
+    bulk = client.post(
+        f"/admin/{ADMIN_PAGES[table]}/",
+        {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"},
+    )
+
+    assert deleted.status_code in (302, 403, 404)
+    # A read-only change page re-renders (200) or refuses; either way nothing changes.
+    assert edited.status_code in (200, 302, 403, 404)
+    assert bulk.status_code in (200, 302, 403)
+    fresh = type(row).objects.get(pk=row.pk)
+
+    def fields(obj):
+        return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+    assert fields(fresh) == fields(row)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", ["superuser", "ADMIN", "OPERATIONS", "VIEWER"])
+def test_the_order_page_deletes_no_history(audit_rows, staff, client, role):
+    order = audit_rows["healing_actions"].order
+    client.force_login(staff[role])
+
+    client.post(f"/admin/orders/order/{order.pk}/delete/", {"post": "yes"})
+
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert OrderStatusChange.objects.filter(order=order).exists()
