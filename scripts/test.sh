@@ -48,8 +48,25 @@ CELERY_BROKER_URL="${INTEGRATION_BROKER_URL:-${REDIS_URL%/*}/1}" \
   "$PY" -m pytest -m integration "$@"
 integration=$?
 set -e
+
+# Phase 3 (issue 17): the pipeline tests, a subset of the fault suite and a
+# node restart again, with RabbitMQ as the broker (only on a full run).
+rabbit=0
+RABBITMQ_URL="${RABBITMQ_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//}"
+if [ $# -eq 0 ] && { [ -n "${CI:-}" ] || answers 127.0.0.1 5672; }; then
+  set +e
+  CELERY_BROKER_URL="$RABBITMQ_URL" "$PY" -m pytest -m integration \
+    tests/integration tests/multihost/test_rabbitmq_restart.py tests/faults/test_scenarios.py \
+    -k "test_pipeline or rabbitmq or whole_worker or delivered_twice or two_beats or terminated"
+  rabbit=$?
+  set -e
+  [ $rabbit -eq 5 ] && rabbit=0
+elif [ $# -eq 0 ]; then
+  echo "RabbitMQ phase skipped: nothing answers at 127.0.0.1:5672"
+fi
 # "No tests ran" (5) in one phase is fine when the other ran tests.
 if [ $unit -eq 5 ] && [ $integration -eq 5 ]; then exit 5; fi
 [ $unit -eq 5 ] && unit=0
 [ $integration -eq 5 ] && integration=0
-exit $(( unit != 0 ? unit : integration ))
+[ $unit -ne 0 ] && exit $unit
+exit $(( integration != 0 ? integration : rabbit ))
