@@ -46,6 +46,7 @@ from healing.models import (
     Trigger,
 )
 from healing.reports.rollup import metrics_rollup_after_cycle
+from healing.silences import silences_apply
 from healing.sweeper import leases_redispatch
 
 logger = logging.getLogger("healing")
@@ -235,6 +236,8 @@ def _plan(*, stuck: list[StuckOrder], cycle: HealingCycle, tripped: bool, now: d
         plan.rows.append(
             _healing_row(item=item, cycle=cycle, tripped=tripped, lease=lease, now=now)
         )
+    # Issue 18: orders a silence holds are recorded SKIPPED/SILENCED, not sent.
+    silences_apply(rows=plan.rows, now=now)
     return plan
 
 

@@ -248,6 +248,10 @@ class HealingAction(models.Model):
     )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # Issue 18: the silence that held this healing (SKIPPED, reason SILENCED).
+    silence = models.ForeignKey(
+        "healing.Silence", on_delete=models.SET_NULL, null=True, blank=True, related_name="healings"
+    )
 
     class Meta:
         db_table = "healing_actions"
@@ -343,3 +347,6 @@ class HealingMetric(models.Model):
 # Operator tools (issue 19): the redrive token ledger lives in its own module;
 # importing it here registers it with the app.
 from healing.redrive_models import RedriveExecution  # noqa: E402, F401
+
+# Vendor health (issue 18): silences and their audit rows, in their own module.
+from healing.silence_models import Silence, SilenceAction, SilenceEvent  # noqa: E402, F401
