@@ -30,6 +30,10 @@ class Cluster:
             "DATABASE_URL": database,
             "CELERY_BROKER_URL": network.broker_url,
             "REDIS_URL": f"redis://{BROKER_ADDRESS}:{network.broker_port}/1",
+            # A host cut off mid-transaction keeps its row locks until PostgreSQL
+            # ends the idle transaction: at the short test leases, after 3 s
+            # (production: 60 s beside a 60 s lease).
+            "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": "3000",
         }
         self.env.pop("TEST_DATABASE_NAME", None)
 
