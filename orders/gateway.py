@@ -8,7 +8,9 @@ Backends (setting ``VENDOR_GATEWAY_BACKEND``):
   transient (``DeliveryFailed``, retried); any other non-2xx answer is the
   vendor refusing that message for good (``DeliveryRejected``, not retried).
 - ``simulated``: answers after ``VENDOR_GATEWAY_SIM_LATENCY_MS`` and fails a
-  share ``VENDOR_GATEWAY_SIM_FAILURE_RATE`` of calls (demo and benchmark).
+  share ``VENDOR_GATEWAY_SIM_FAILURE_RATE`` of calls (demo and benchmark); a
+  message that gets through to a vendor with a ``webhook_url`` is then
+  delivered as the real signed webhook (the demo's vendor desk).
 
 A gateway writes nothing to the database (the webhook backend reads the order
 and the vendor's signing secret): callers record every message as a
@@ -195,7 +197,14 @@ class SimulatedGateway:
                     latency_ms=latency_ms,
                 )
             )
+        if message.webhook_url:
+            # A vendor with an endpoint (the demo's webhook vendors) gets the
+            # real signed webhook once the weather lets the message through.
+            return self._webhook().send(message)
         return Delivery(message=message, backend=self.name, latency_ms=latency_ms)
+
+    def _webhook(self) -> WebhookGateway:
+        return _gateway("webhook", settings.VENDOR_GATEWAY_TIMEOUT_SECONDS)  # type: ignore[return-value]
 
 
 def get_gateway() -> VendorGateway:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import threading
 import time
@@ -78,6 +79,13 @@ def test_demo_shows_every_action_an_escalation_and_a_notification_then_stops():
     assert HealingCycle.objects.filter(trigger=Trigger.DEMO).count() >= 5
     summary = re.search(r"demo summary: (\{.*\})", text)
     assert summary and '"escalated": 0' not in summary.group(1)
+    # and the reliable vendors took the production path: signed webhooks
+    # verified on the local desk, answers through the vendor API over HTTP
+    counted = json.loads(summary.group(1))
+    assert counted["webhooks_verified"] > 0, counted
+    assert counted["webhooks_rejected"] == 0, counted
+    assert counted["vendor_replies_accepted"] > 0, counted
+    assert "vendor replies over HTTP" in text
     # and the compressed thresholds were put back
     defaults = {r["status"]: r["threshold_minutes"] for r in default_rules()}
     assert dict(StuckRule.objects.values_list("status", "threshold_minutes")) == defaults

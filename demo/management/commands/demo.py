@@ -46,6 +46,7 @@ from demo.runtime import (
 )
 from demo.scenario import (
     DEMO_THRESHOLD_MINUTES,
+    RELIABLE,
     demo_beat_interval_restore,
     demo_beat_interval_set,
     demo_data_reset,
@@ -55,6 +56,8 @@ from demo.scenario import (
     demo_users_create,
 )
 from demo.simulator import GatewayWeather, Simulator
+from demo.vendors import VendorDesk
+from orders.models import Vendor
 
 LOG_DIR = Path(settings.BASE_DIR) / "logs"
 
@@ -211,6 +214,14 @@ class Command(BaseCommand):
                 f"cannot listen on {opts['host']}:{opts['port']} ({exc}); "
                 "set DEMO_PORT to another port"
             ) from exc
+        # The reliable vendors take the production path: signed webhooks to a
+        # local desk, answers through the vendor API over HTTP.
+        desk = VendorDesk(api_url=web.url, rng=random.Random(opts["seed"]))
+        desk.start()
+        for vendor in Vendor.objects.filter(
+            pk__in=[pk for pk, profile in world.vendor_profiles.items() if profile == RELIABLE]
+        ):
+            desk.vendor_connect(vendor=vendor)
         self._intro(
             console,
             users=users,
@@ -260,6 +271,7 @@ class Command(BaseCommand):
             for loop in loops:
                 loop.join(timeout=30)
             self._celery_stop(children, since=start)
+            desk.stop()
             web.stop()
         finally:
             demo_rules_restore(previous_rules)
@@ -271,6 +283,7 @@ class Command(BaseCommand):
             start=start,
             simulator=simulator,
             errors=sum(loop.errors for loop in loops),
+            desk=desk,
         )
         stopper.uninstall()
 
@@ -404,7 +417,14 @@ class Command(BaseCommand):
             time.sleep(1)
 
     def _summary(
-        self, console: Console, *, counters: Counters, start: Any, simulator: Simulator, errors: int
+        self,
+        console: Console,
+        *,
+        counters: Counters,
+        start: Any,
+        simulator: Simulator,
+        errors: int,
+        desk: VendorDesk,
     ) -> None:
         elapsed = (timezone.now() - start).total_seconds()
         console.print(f"\n[bold]Demo summary[/bold] after {elapsed:.0f} s")
@@ -420,6 +440,11 @@ class Command(BaseCommand):
         totals.add_row("notifications raised", str(counters.notifications))
         totals.add_row("orders placed by the simulator", str(simulator.created))
         totals.add_row("vendor steps played", str(simulator.vendor_steps))
+        vendors = desk.summary()
+        totals.add_row("signed webhooks verified by vendors", str(vendors["webhooks_verified"]))
+        totals.add_row("vendor replies over HTTP", str(vendors["vendor_replies_over_http"]))
+        for action, n in vendors["vendor_replies_by_action"].items():
+            totals.add_row(f"  vendor API {action} (200)", str(n))
         if errors:
             totals.add_row("[red]loop errors (see logs/demo.log)[/red]", str(errors))
         console.print(totals)
@@ -429,7 +454,9 @@ class Command(BaseCommand):
             "every recovery action at work: "
             + ("yes" if not missing else f"no (missing {', '.join(missing)})")
         )
-        self.stdout.write("demo summary: " + json.dumps(counters.as_dict(), sort_keys=True))
+        self.stdout.write(
+            "demo summary: " + json.dumps({**counters.as_dict(), **vendors}, sort_keys=True)
+        )
 
 
 def _stop(child: subprocess.Popen) -> None:
