@@ -12,6 +12,7 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -122,7 +123,7 @@ def vendor_signing_secrets(*, vendor_id: int, now: datetime | None = None) -> li
 def vendor_for_api_key(*, key: str) -> Vendor | None:
     """The active vendor holding this usable (not revoked, not expired) key."""
     try:
-        api_key = VendorAPIKey.objects.get_from_key(key)
+        api_key = cast(VendorAPIKey, VendorAPIKey.objects.get_from_key(key))
     except VendorAPIKey.DoesNotExist:
         return None
     if api_key.has_expired or not api_key.vendor.is_active:

@@ -107,7 +107,7 @@ def _replay(*, owner: str, key: str, digest: str) -> Response:
         )
     if stored.response_status is None:  # pragma: no cover - only while a request is running
         raise IdempotencyKeyInProgress(f"a request with {HEADER} {key!r} is in progress")
-    response = Response(json.loads(stored.response_body), status=stored.response_status)
+    response = Response(json.loads(stored.response_body or "null"), status=stored.response_status)
     response["Idempotent-Replayed"] = "true"
     return response
 

@@ -6,8 +6,6 @@ Callers are service accounts of the MARKETPLACE group (or ADMIN) with a JWT.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -72,7 +70,7 @@ def _order_or_404(order_id: str) -> Order:
 
 
 class _MarketplaceApi(APIView):
-    permission_classes: ClassVar[list[Any]] = [IsMarketplace]
+    permission_classes = [IsMarketplace]
 
 
 class OrderCreateApi(_MarketplaceApi):

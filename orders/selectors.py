@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
@@ -76,21 +77,22 @@ def order_history(*, order: Order) -> QuerySet[OrderStatusChange]:
     return order.status_changes.order_by("created_at", "id")
 
 
-def order_healings(*, order: Order) -> list[dict]:
+def order_healings(*, order: Order) -> list[dict[str, Any]]:
     """The order's healings, read through the reverse relation so orders never
     imports healing (DESIGN.md: healing -> orders only)."""
-    return list(
-        order.healing_actions.order_by("created_at", "id").values(  # type: ignore[attr-defined]
-            "id",
-            "trigger",
-            "issue_type",
-            "recovery_action",
-            "recovery_status",
-            "detected_status",
-            "resulting_status",
-            "previous_vendor_id",
-            "new_vendor_id",
-            "created_at",
-            "completed_at",
-        )
+    # Without healing's models mypy may not know the reverse accessor.
+    related: Any = order.healing_actions  # type: ignore[attr-defined,unused-ignore]
+    rows = related.order_by("created_at", "id").values(
+        "id",
+        "trigger",
+        "issue_type",
+        "recovery_action",
+        "recovery_status",
+        "detected_status",
+        "resulting_status",
+        "previous_vendor_id",
+        "new_vendor_id",
+        "created_at",
+        "completed_at",
     )
+    return [dict(row) for row in rows]

@@ -17,8 +17,9 @@ from rest_framework.views import APIView
 from api.inputs import StrictInputSerializer, body_input, path_id
 from api.schema import error_responses
 from orders import vendor_actions
-from orders.authentication import IsVendor, VendorApiKeyAuthentication
+from orders.authentication import IsVendor, VendorApiKeyAuthentication, VendorClient
 from orders.idempotency import HEADER, idempotent
+from orders.models import Vendor
 from orders.schema import idempotency_errors
 from orders.selectors import vendor_orders_list
 from orders.serializers import VendorOrderSerializer
@@ -47,8 +48,8 @@ _ORDER_EXAMPLE = {
 
 
 class _VendorApi(APIView):
-    authentication_classes: ClassVar[list[Any]] = [VendorApiKeyAuthentication]
-    permission_classes: ClassVar[list[Any]] = [IsVendor]
+    authentication_classes = [VendorApiKeyAuthentication]
+    permission_classes = [IsVendor]
 
 
 class _OrderEnvelope(serializers.Serializer):
@@ -85,6 +86,12 @@ class _OrderListEnvelope(serializers.Serializer):
         ref_name = "VendorOrderList"
 
 
+def _vendor(request: Request) -> Vendor:
+    user = request.user
+    assert isinstance(user, VendorClient)  # IsVendor let the request in
+    return user.vendor
+
+
 def _order_response(order: Any) -> Response:
     return Response({"success": True, "order": VendorOrderSerializer(order).data})
 
@@ -115,7 +122,7 @@ class VendorOrderListApi(_VendorApi):
         serializer = self.InputSerializer(data=request.query_params.dict())
         serializer.is_valid(raise_exception=True)
         page = serializer.validated_data
-        rows = vendor_orders_list(vendor_id=request.user.vendor.pk)
+        rows = vendor_orders_list(vendor_id=_vendor(request).pk)
         window = rows[page["offset"] : page["offset"] + page["limit"]]
         return Response(
             {
@@ -140,7 +147,7 @@ class VendorOrderDetailApi(_VendorApi):
     )
     def get(self, request: Request, order_id: str) -> Response:
         order = vendor_actions.vendor_order_get_or_404(
-            vendor=request.user.vendor, order_id=path_id(order_id, field="orderId")
+            vendor=_vendor(request), order_id=path_id(order_id, field="orderId")
         )
         return _order_response(order)
 
@@ -151,7 +158,7 @@ class _VendorOrderActionApi(_VendorApi):
     @idempotent()
     def post(self, request: Request, order_id: str) -> Response:
         order = vendor_actions.vendor_order_act(
-            vendor=request.user.vendor,
+            vendor=_vendor(request),
             order_id=path_id(order_id, field="orderId"),
             action=self.action,
         )
@@ -234,7 +241,7 @@ class VendorOrderDeclineApi(_VendorApi):
     def post(self, request: Request, order_id: str) -> Response:
         data = body_input(self.InputSerializer, request)
         order = vendor_actions.vendor_order_decline(
-            vendor=request.user.vendor,
+            vendor=_vendor(request),
             order_id=path_id(order_id, field="orderId"),
             reason=data["reason"],
         )
