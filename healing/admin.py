@@ -101,3 +101,10 @@ class HealingMetricAdmin(ReadOnlyAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
+
+
+# Operator tools (issue 19): manual actions on orders and notifications, redrive
+# and CSV export on healings; they replace the plain registrations above.
+from healing.admin_operator import operator_admin_install  # noqa: E402
+
+operator_admin_install(healing_admin=HealingActionAdmin)

@@ -131,10 +131,29 @@ def _redrive_action(healing: HealingAction, rules: dict[str, StuckRule]) -> str 
     return action
 
 
-def _plan(*, spec: RedriveFilter) -> list[tuple[HealingAction, str]]:
+def _plan(
+    *, spec: RedriveFilter | None = None, healing_ids: list[int] | None = None
+) -> list[tuple[HealingAction, str]]:
     rules = {rule.status: rule for rule in StuckRule.objects.filter(enabled=True)}
     plan: list[tuple[HealingAction, str]] = []
-    for healing in redrive_candidates(spec=spec):
+    if spec is not None:
+        candidates = redrive_candidates(spec=spec)
+    else:
+        later = HealingAction.objects.filter(
+            order_id=OuterRef("order_id"), created_at__gt=OuterRef("created_at")
+        )
+        candidates = (
+            HealingAction.objects.filter(
+                pk__in=healing_ids or [],
+                recovery_status__in=REDRIVABLE,
+                order__status__in=list(ISSUE_TYPE_FOR_STATUS),
+            )
+            .exclude(recovery_status=RecoveryStatus.MANUAL_REQUIRED, resolved_at__isnull=False)
+            .filter(~Exists(later))
+            .select_related("order")
+            .order_by("order_id", "-created_at")
+        )
+    for healing in candidates:
         action = _redrive_action(healing, rules)
         if action is not None:
             plan.append((healing, action))
@@ -173,32 +192,44 @@ def redrive_execute(*, spec: RedriveFilter, token: str, user: Any) -> list[int]:
     """Start one REDRIVE healing per matching open order; the new healings' ids."""
     token_hash = _token_check(spec=spec, token=token)
     now = timezone.now()
-    started: list[HealingAction] = []
     try:
         with transaction.atomic():
             execution = RedriveExecution.objects.create(
                 token_hash=token_hash, filter_hash=spec.digest(), requested_by=user, executed_at=now
             )
-            for healing, action in _plan(spec=spec):
-                if healing.recovery_status == RecoveryStatus.MANUAL_REQUIRED:
-                    manual_intervention_resolve(order_id=healing.order_id, user=user, now=now)
-                new = healing_initiate(
-                    order=healing.order,
-                    trigger=Trigger.REDRIVE,
-                    recovery_action=action,
-                    requested_by=user,
-                    now=now,
-                )
-                if new.trigger == Trigger.REDRIVE and new.created_at == now:
-                    started.append(new)
+            started = _start(plan=_plan(spec=spec), user=user, now=now)
             RedriveExecution.objects.filter(pk=execution.pk).update(healings_started=len(started))
-            pairs = [(h.pk, str(h.claim_token)) for h in started]
-            numbers = {h.pk: h.order.number for h in started}
-            transaction.on_commit(lambda: healings_dispatch(pairs, order_numbers=numbers))
     except IntegrityError:
         if RedriveExecution.objects.filter(token_hash=token_hash).exists():
             raise RedriveTokenInvalid(
                 "the confirmation token was already used", field="token"
             ) from None
         raise
+    return started
+
+
+def _start(*, plan: list[tuple[HealingAction, str]], user: Any, now: datetime) -> list[int]:
+    """Inside the caller's transaction: the healings, and their dispatch on commit."""
+    started: list[HealingAction] = []
+    for healing, action in plan:
+        if healing.recovery_status == RecoveryStatus.MANUAL_REQUIRED:
+            manual_intervention_resolve(order_id=healing.order_id, user=user, now=now)
+        new = healing_initiate(
+            order=healing.order,
+            trigger=Trigger.REDRIVE,
+            recovery_action=action,
+            requested_by=user,
+            now=now,
+        )
+        if new.trigger == Trigger.REDRIVE and new.created_at == now:
+            started.append(new)
+    pairs = [(h.pk, str(h.claim_token)) for h in started]
+    numbers = {h.pk: h.order.number for h in started}
+    transaction.on_commit(lambda: healings_dispatch(pairs, order_numbers=numbers))
     return [h.pk for h in started]
+
+
+def redrive_selection(*, healing_ids: list[int], user: Any) -> list[int]:
+    """The admin's redrive of selected healings: the admin's confirmation is the preview."""
+    with transaction.atomic():
+        return _start(plan=_plan(healing_ids=healing_ids), user=user, now=timezone.now())
