@@ -67,7 +67,6 @@ def test_automatic_attempts_are_worded_as_such():
     execute(first, ScriptedGateway())
     manual_intervention_resolve(order_id=order.pk)
     HealingAction.objects.filter(pk=first.pk).update(trigger="BEAT")
-    AdminNotification.objects.all().delete()
 
     second = HealingAction.objects.create(
         **{
