@@ -28,10 +28,15 @@ def heal_order_send(
     countdown: float | None = None,
     retries: int = 0,
     producer: Any = None,
+    takeover: bool = False,
 ) -> None:
-    """One heal task. Flower shows the order, never the claim token (``argsrepr``)."""
+    """One heal task. Flower shows the order, never the claim token (``argsrepr``).
+
+    ``takeover``: a redelivered message coming back when the lease it found
+    alive runs out, to take the healing over (once)."""
     _heal_task().apply_async(
         args=(healing_id, token),
+        kwargs={"takeover": True} if takeover else None,
         countdown=countdown,
         retries=retries,
         producer=producer,

@@ -188,7 +188,12 @@ def healing_execute(
         expired = healing.lease_expires_at is not None and healing.lease_expires_at < now
         taken_over = claim_take_over(healing=healing, retries=retries, now=now) if expired else None
         if taken_over is None:
-            return Outcome(healing_id, STALE, "claim token is stale or healing already final")
+            left = None
+            if not expired and healing.lease_expires_at is not None:
+                left = (healing.lease_expires_at - now).total_seconds()
+            return Outcome(
+                healing_id, STALE, "claim token is stale: another task holds it", lease_left=left
+            )
         logger.warning(
             "healing taken over: its lease had run out", extra={"healing_id": healing.pk}
         )

@@ -13,6 +13,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from healing.cycle import cycles_refresh_pending, healing_cycle_run
+from healing.dispatch import heal_order_send
 from healing.errors import HealingTransientError
 from healing.execution import healing_execute, healing_retry_or_fail
 from healing.liveness import connection_drop_broken
@@ -25,12 +26,23 @@ from healing.sweeper import leases_sweep as leases_sweep_run
 @shared_task(
     bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=None
 )
-def heal_order(self: Any, healing_id: int, token: str) -> str:
+def heal_order(self: Any, healing_id: int, token: str, takeover: bool = False) -> str:
     retries = self.request.retries or 0
     # Cheap: a round trip only if an error happened on this connection.
     connection_drop_broken(check=False)
     try:
-        return healing_execute(healing_id=healing_id, token=token, retries=retries).status
+        outcome = healing_execute(healing_id=healing_id, token=token, retries=retries)
+        if outcome.lease_left is not None and not takeover and _redelivered(self.request):
+            # Redelivered after its worker died, the claim held by the dead
+            # child: come back when that lease runs out and take over, rather
+            # than wait for the sweeper and the tail of the queue.
+            heal_order_send(
+                healing_id=healing_id,
+                token=token,
+                countdown=outcome.lease_left + 0.5,
+                takeover=True,
+            )
+        return outcome.status
     except HealingTransientError as exc:
         retry_token, error = str(exc.token), str(exc)
         if isinstance(exc.__cause__, OperationalError | InterfaceError):
@@ -48,6 +60,10 @@ def heal_order(self: Any, healing_id: int, token: str) -> str:
         # In-process (no broker): retry at once; an eager retry would raise.
         return str(heal_order.apply(args=(healing_id, retry_token), retries=retries + 1).result)
     raise self.retry(args=(healing_id, retry_token), countdown=decision.countdown)
+
+
+def _redelivered(request: Any) -> bool:
+    return bool((request.delivery_info or {}).get("redelivered"))
 
 
 @shared_task(ignore_result=True)

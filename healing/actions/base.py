@@ -35,6 +35,9 @@ class Outcome:
     healing_id: int
     status: str  # a RecoveryStatus, or STALE when this call did nothing
     detail: str = ""
+    # STALE because another task holds a live lease: seconds until it runs
+    # out (a redelivered message comes back then to take the healing over).
+    lease_left: float | None = None
 
 
 @dataclass(frozen=True)

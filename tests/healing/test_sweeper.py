@@ -273,3 +273,34 @@ def test_the_api_and_metrics_tell_retrying_and_lost_healings_from_running_ones(
     text = metrics_render().decode()
     assert "healing_retrying_healings 1.0" in text
     assert "healing_expired_leases 1.0" in text
+
+
+def test_a_redelivered_message_comes_back_when_the_dead_holders_lease_runs_out(monkeypatch):
+    """A pool child claimed the healing and was killed; the redelivery (at the
+    head of the queue) finds the dead child's lease alive, so it schedules
+    itself for when that lease runs out and then takes the healing over."""
+    from healing import tasks
+
+    order = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    healing = healing_initiate(order=order, trigger="CLI")
+    sent_token = str(healing.claim_token)
+    HealingAction.objects.filter(pk=healing.pk).update(
+        recovery_status="IN_PROGRESS",
+        claim_token=uuid.uuid4(),
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+    )
+    scheduled: list[dict] = []
+    monkeypatch.setattr(tasks, "_redelivered", lambda request: True)
+    monkeypatch.setattr(tasks, "heal_order_send", lambda **kwargs: scheduled.append(kwargs))
+
+    assert tasks.heal_order.apply(args=(healing.pk, sent_token)).get() == "STALE"
+    ((call),) = scheduled
+    assert call["takeover"] and call["token"] == sent_token
+    assert 29 <= call["countdown"] <= 31
+
+    # Once: the come-back itself never schedules another.
+    tasks.heal_order.apply(args=(healing.pk, sent_token), kwargs={"takeover": True}).get()
+    assert len(scheduled) == 1
+    expire(healing.pk)
+    result = tasks.heal_order.apply(args=(healing.pk, sent_token), kwargs={"takeover": True})
+    assert result.get() == "SUCCESS"
