@@ -25,6 +25,7 @@ urlpatterns = [
     # The marketplace's edges (issue 14): vendors by API key, order intake by JWT.
     path("api/v1/vendor/", include(order_urls.vendor_urlpatterns)),
     path("api/v1/orders", include(order_urls.order_urlpatterns)),
+    path("api/v1/orders/", include(order_urls.order_detail_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/schema", RedirectView.as_view(pattern_name="schema", query_string=True)),

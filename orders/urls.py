@@ -43,6 +43,10 @@ vendor_urlpatterns = [
 
 order_urlpatterns = [
     path("", order_apis.OrderCreateApi.as_view(), name="orders-create"),
-    path("/<str:order_id>", order_apis.OrderDetailApi.as_view(), name="orders-get"),
-    path("/<str:order_id>/cancel", order_apis.OrderCancelApi.as_view(), name="orders-cancel"),
+]
+
+# Mounted at "api/v1/orders/" (no route starts with a slash: urls.W002).
+order_detail_urlpatterns = [
+    path("<str:order_id>", order_apis.OrderDetailApi.as_view(), name="orders-get"),
+    path("<str:order_id>/cancel", order_apis.OrderCancelApi.as_view(), name="orders-cancel"),
 ]

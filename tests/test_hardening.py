@@ -215,6 +215,7 @@ REVIEWED_SQL = {
     ("bench/dataset.py", "snapshot_take"),  # table constants
     ("bench/dataset.py", "snapshot_restore"),  # table constants
     ("bench/rawsql.py", "heal_one"),  # a list of %s placeholders
+    ("orders/idempotency.py", "_claim"),  # table from _meta
 }
 
 
