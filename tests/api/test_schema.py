@@ -39,6 +39,14 @@ def test_schema_lists_every_endpoint(schema):
         f"{BASE}/cycles",
         f"{BASE}/cycles/{{cycle_id}}",
         f"{BASE}/rules",
+        # Issue 19: operator tools.
+        f"{BASE}/rules/what-if",
+        f"{BASE}/redrive",
+        f"{BASE}/orders/{{order_id}}/cancel",
+        f"{BASE}/orders/{{order_id}}/reassign",
+        f"{BASE}/orders/{{order_id}}/heal",
+        f"{BASE}/healing-actions/export",
+        f"{BASE}/notifications/export",
     }
 
 
