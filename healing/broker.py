@@ -21,7 +21,7 @@ class BrokerUnavailable(DomainError):
     http_status = 503
 
 
-def broker_check(*, url: str | None = None, timeout: float = 2.0) -> None:
+def broker_check(*, url: str | None = None, timeout: int = 2) -> None:
     """Raise BrokerUnavailable unless one connection to the broker (``url``, by
     default the configured one) opens within ``timeout``. In-process tasks (no
     broker configured) have nothing to reach."""

@@ -43,9 +43,12 @@ def overlapping_cycles() -> list[tuple[int, int]]:
         .order_by("started_at")
         .values_list("pk", "started_at", "finished_at")
     )
-    return [
-        (a[0], b[0]) for index, a in enumerate(cycles) for b in cycles[index + 1 :] if b[1] < a[2]
-    ]
+    overlaps = []
+    for index, (first, _, first_end) in enumerate(cycles):
+        for second, second_start, _ in cycles[index + 1 :]:
+            if first_end is not None and second_start < first_end:
+                overlaps.append((first, second))
+    return overlaps
 
 
 def test_two_beats_on_two_hosts_never_run_two_cycles_at_once(cluster):
