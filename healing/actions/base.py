@@ -24,7 +24,13 @@ from healing import events
 from healing.errors import HealingTransientError, StaleClaim
 from healing.liveness import Heartbeat, heartbeats_enabled
 from healing.models import ACTIVE_STATUSES, HealingAction, RecoveryStatus, SkipReason
-from orders.gateway import Delivery, DeliveryFailed, OutboundMessage, VendorGateway
+from orders.gateway import (
+    Delivery,
+    DeliveryFailed,
+    DeliveryRejected,
+    OutboundMessage,
+    VendorGateway,
+)
 from orders.models import VendorMessage
 
 STALE = "STALE"  # the outcome of a call that found its claim taken and did nothing
@@ -207,6 +213,11 @@ def gateway_send(*, claim: Claim, gateway: VendorGateway, message: OutboundMessa
     except DeliveryFailed as exc:
         messages_record([exc.delivery])
         raise HealingTransientError(f"vendor gateway: {exc}", token=claim.token) from exc
+    except DeliveryRejected as exc:
+        # A 4xx: permanent for this message (the healing fails, not retried),
+        # but the attempt is part of the audit trail all the same.
+        messages_record([exc.delivery])
+        raise
     messages_record([delivery])
     renewed = claim.renewed_at
     if claim.healing_id is not None and renewed is not None:

@@ -90,3 +90,29 @@ def test_reassign_gateway_error_is_transient_records_the_message_and_changes_not
     )
     assert outcome.status == "SUCCESS"
     assert reload(healing).retry_count == 1
+
+
+def test_a_vendor_refusing_the_offer_fails_the_healing_and_keeps_the_message_row():
+    """A 4xx from the vendor is permanent (no retry), and still audited."""
+    from orders.gateway import Delivery, DeliveryRejected
+
+    class Refusing:
+        name = "scripted"
+
+        def send(self, message):
+            raise DeliveryRejected(
+                Delivery(message=message, backend=self.name, status="FAILED", error="HTTP 410")
+            )
+
+    order = OrderFactory(status="PENDING", stuck_minutes=45)
+    VendorFactory()
+
+    outcome = execute(initiate(order, "REASSIGN_VENDOR"), Refusing())
+
+    assert outcome.status == "FAILED"
+    (row,) = VendorMessage.objects.filter(order=order, kind="OFFER")
+    assert (row.status, row.error) == ("FAILED", "HTTP 410")
+    assert (
+        AdminNotification.objects.filter(order=order, notification_type="HEALING_FAILED").count()
+        == 1
+    )
