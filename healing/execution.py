@@ -183,34 +183,9 @@ def healing_execute(
         return Outcome(healing_id, STALE, "claim token is stale or healing already final")
     now = timezone.now()
     healing.retry_count = retries
-    taken_over = None
-    if str(healing.claim_token) != str(token):
-        expired = healing.lease_expires_at is not None and healing.lease_expires_at < now
-        taken_over = claim_take_over(healing=healing, retries=retries, now=now) if expired else None
-        if taken_over is None:
-            left = None
-            if not expired and healing.lease_expires_at is not None:
-                left = (healing.lease_expires_at - now).total_seconds()
-            return Outcome(
-                healing_id, STALE, "claim token is stale: another task holds it", lease_left=left
-            )
-        logger.warning(
-            "healing taken over: its lease had run out", extra={"healing_id": healing.pk}
-        )
-    if taken_over is not None:
-        claim = taken_over
-    elif still_in_episode(healing) and action_needs_gateway(healing=healing, candidate=candidate):
-        # A vendor will be contacted: take the claim first, in its own short
-        # transaction, so a duplicate task cannot message the vendor too.
-        claim_taken = claim_take(healing=healing, token=token, retries=retries, now=now)
-        if claim_taken is None:
-            return Outcome(healing_id, STALE, "claim token is stale or healing already final")
-        claim = claim_taken
-    else:
-        # Nothing leaves the database: claim and result are one conditional
-        # UPDATE inside the apply transaction.
-        assert healing.claim_token is not None
-        claim = Claim(healing.claim_token, ACTIVE_STATUSES)
+    claim = _claim_for(healing, candidate=candidate, token=token, retries=retries, now=now)
+    if isinstance(claim, Outcome):
+        return claim
     log = {
         "healing_id": healing.pk,
         "order_id": healing.order_id,
@@ -233,6 +208,42 @@ def healing_execute(
             return Outcome(healing_id, STALE, "taken over by another task")
     logger.info("healing finished", extra={**log, "outcome": outcome.status})
     return outcome
+
+
+def _claim_for(
+    healing: HealingAction,
+    *,
+    candidate: Candidate | None,
+    token: uuid.UUID | str,
+    retries: int,
+    now: datetime,
+) -> Claim | Outcome:
+    """The claim this call works under, or the STALE outcome when it has none."""
+    if str(healing.claim_token) != str(token):
+        expired = healing.lease_expires_at is not None and healing.lease_expires_at < now
+        taken_over = claim_take_over(healing=healing, retries=retries, now=now) if expired else None
+        if taken_over is None:
+            left = None
+            if not expired and healing.lease_expires_at is not None:
+                left = (healing.lease_expires_at - now).total_seconds()
+            return Outcome(
+                healing.pk, STALE, "claim token is stale: another task holds it", lease_left=left
+            )
+        logger.warning(
+            "healing taken over: its lease had run out", extra={"healing_id": healing.pk}
+        )
+        return taken_over
+    if still_in_episode(healing) and action_needs_gateway(healing=healing, candidate=candidate):
+        # A vendor will be contacted: take the claim first, in its own short
+        # transaction, so a duplicate task cannot message the vendor too.
+        claimed = claim_take(healing=healing, token=token, retries=retries, now=now)
+        if claimed is None:
+            return Outcome(healing.pk, STALE, "claim token is stale or healing already final")
+        return claimed
+    # Nothing leaves the database: claim and result are one conditional
+    # UPDATE inside the apply transaction.
+    assert healing.claim_token is not None
+    return Claim(healing.claim_token, ACTIVE_STATUSES)
 
 
 def _execute_claimed(
