@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from healing import apis, apis_export, apis_history, apis_operator, apis_reports
+from healing import apis, apis_export, apis_history, apis_operator, apis_reports, apis_vendors
 
 app_name = "self_healing_api"
 
@@ -35,6 +35,19 @@ urlpatterns = [
     ),
     path("cycles", apis_history.CycleListApi.as_view(), name="cycles"),
     path("cycles/<int:cycle_id>", apis_history.CycleDetailApi.as_view(), name="cycle-detail"),
+    # Vendor health and silences (issue 18).
+    path("vendors", apis_vendors.VendorHealthListApi.as_view(), name="vendors"),
+    path("silences", apis_vendors.SilenceListApi.as_view(), name="silences"),
+    re_path(
+        r"^silences/(?P<silence_id>[^/]+)$",
+        apis_vendors.SilenceDetailApi.as_view(),
+        name="silence-detail",
+    ),
+    re_path(
+        r"^silences/(?P<silence_id>[^/]+)/expire$",
+        apis_vendors.SilenceExpireApi.as_view(),
+        name="silence-expire",
+    ),
     # Operator tools (issue 19).
     path("rules/what-if", apis_operator.RulesWhatIfApi.as_view(), name="rules-what-if"),
     path("redrive", apis_operator.RedriveApi.as_view(), name="redrive"),

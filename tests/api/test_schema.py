@@ -39,6 +39,11 @@ def test_schema_lists_every_endpoint(schema):
         f"{BASE}/cycles",
         f"{BASE}/cycles/{{cycle_id}}",
         f"{BASE}/rules",
+        # Issue 18: vendor health and silences.
+        f"{BASE}/vendors",
+        f"{BASE}/silences",
+        f"{BASE}/silences/{{silence_id}}",
+        f"{BASE}/silences/{{silence_id}}/expire",
         # Issue 19: operator tools.
         f"{BASE}/rules/what-if",
         f"{BASE}/redrive",
