@@ -105,8 +105,15 @@ class Web:
             "LOG_LEVEL": "WARNING",
         }
         self._out = self.log.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed args
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi:application"],
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "config/gunicorn.py",
+                "config.wsgi:application",
+            ],
             cwd=ROOT,
             env=env,
             stdout=self._out,
@@ -221,9 +228,13 @@ def _report(figures: dict[str, Any], args: argparse.Namespace) -> None:
     print()
     print(f"{'phase':<22}{'requests':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
     for name, row in (("alone", idle), ("while a cycle heals", cycle)):
-        print(f"{name:<22}{row['requests']:>10}{row['p50_ms']:>10}{row['p99_ms']:>10}{row['errors']:>8}")
-    print(f"target: p99 <= {TARGET_P99_MS:.0f} ms with a cycle running, 0 errors -> "
-          f"{'met' if met else 'NOT met'}")
+        print(
+            f"{name:<22}{row['requests']:>10}{row['p50_ms']:>10}{row['p99_ms']:>10}{row['errors']:>8}"
+        )
+    print(
+        f"target: p99 <= {TARGET_P99_MS:.0f} ms with a cycle running, 0 errors -> "
+        f"{'met' if met else 'NOT met'}"
+    )
     for row in (idle, cycle):
         for sample in row["error_sample"]:
             print(f"  error: {sample}")

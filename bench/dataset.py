@@ -15,6 +15,7 @@ seconds instead of a reseed of a million orders.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ APPENDED = ["order_status_changes", "vendor_assignments", "credit_entries"]
 FINGERPRINT_VERSION = 1
 
 
-def server_params(settings_db: dict[str, Any]) -> dict[str, Any]:
+def server_params(settings_db: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "host": settings_db.get("HOST") or "127.0.0.1",
         "port": int(settings_db.get("PORT") or 5432),
@@ -49,7 +50,7 @@ def server_params(settings_db: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def database_ensure(settings_db: dict[str, Any]) -> bool:
+def database_ensure(settings_db: Mapping[str, Any]) -> bool:
     """Create the database when absent; True when it was created."""
     params = server_params(settings_db)
     name = settings_db["NAME"]

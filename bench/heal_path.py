@@ -39,16 +39,9 @@ def main() -> None:
 
     if "bench" not in settings.DATABASES["default"]["NAME"]:
         sys.exit("bench.heal_path replaces its database's data: use a database named *bench*")
-    try:  # the engine's homes since issue 13, and before it
-        from healing.cycle import healing_cycle_run
-        from healing.errors import HealingTransientError
-        from healing.execution import healing_execute
-    except ImportError:
-        from healing.services import (  # type: ignore[no-redef]
-            HealingTransientError,
-            healing_cycle_run,
-            healing_execute,
-        )
+    from healing.cycle import healing_cycle_run
+    from healing.errors import HealingTransientError
+    from healing.execution import healing_execute
 
     call_command("migrate", verbosity=0)
     runs: list[dict[str, Any]] = []
@@ -62,7 +55,7 @@ def main() -> None:
             statements += 1
             return execute(sql, params, many, context)
 
-        def inline(pairs: list[tuple[int, str]]) -> None:
+        def inline(pairs: list[tuple[int, str]], *, cpu: list[float] = cpu) -> None:
             for healing_id, token in pairs:
                 current = token
                 started = time.process_time()
