@@ -123,6 +123,8 @@ class WebServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
+        if isinstance(host, bytes):  # socketserver's type allows bytes; AF_INET gives str
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def start(self) -> None:

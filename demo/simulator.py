@@ -36,7 +36,7 @@ from orders.models import (
 logger = logging.getLogger("demo.simulator")
 
 # A cooperative vendor's next step from each status.
-NEXT_STEP = {
+NEXT_STEP: dict[str, OrderStatus] = {
     OrderStatus.PENDING: OrderStatus.CONFIRMED,
     OrderStatus.CONFIRMED: OrderStatus.ACCEPTED,
     OrderStatus.ACCEPTED: OrderStatus.PROCESSING,
@@ -44,7 +44,7 @@ NEXT_STEP = {
     OrderStatus.SHIPPED: OrderStatus.DELIVERED,
 }
 # The workflow message a forgetful vendor waits for before acting.
-NUDGE = {
+NUDGE: dict[str, MessageKind] = {
     OrderStatus.CONFIRMED: MessageKind.ACCEPT_REQUEST,
     OrderStatus.PROCESSING: MessageKind.FULFILMENT_POLL,
 }
@@ -142,6 +142,8 @@ class Simulator:
         )
         nudged = self._nudged(orders)
         for order in orders:
+            if order.vendor_id is None:  # filtered out above; narrows the type
+                continue
             profile = self.world.vendor_profiles.get(order.vendor_id, RELIABLE)
             waited = (now - order.stuck_since).total_seconds()
             # Each vendor takes a few seconds per step (stable per order).

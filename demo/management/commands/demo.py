@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -130,7 +130,9 @@ class Command(BaseCommand):
         if opts["seconds"] < 0:
             raise CommandError("--seconds must be 0 (until Ctrl-C) or more")
         celery_mode = bool(settings.CELERY_BROKER_URL)
-        out = self.stdout._out
+        # The real stream under Django's wrapper (the stub types unknown
+        # attributes of OutputWrapper as callables, through its __getattr__).
+        out = cast("TextIO", self.stdout._out)
         console = Console(file=out, highlight=False, width=None if out.isatty() else 110)
         LOG_DIR.mkdir(exist_ok=True)
         self._logging_to_file(LOG_DIR / "demo.log")
