@@ -24,6 +24,7 @@ import functools
 import random
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import requests
@@ -76,7 +77,7 @@ class Delivery:
     status: str = MessageStatus.SENT
     error: str = ""
     latency_ms: float = 0.0
-    sent_at: object = field(default_factory=timezone.now)
+    sent_at: datetime = field(default_factory=timezone.now)
 
     def as_row(self) -> VendorMessage:
         return VendorMessage(

@@ -7,13 +7,17 @@ model refuse a status write that does not come from there (invariant 1).
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Collection
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+if TYPE_CHECKING:  # Django 6's fetch modes: the stubs know them, 5.2 does not
+    from django.db.models.fetch_modes import FetchMode
 
 # Set by orders.services around its status writes; anything else that tries to
 # write Order.status raises StatusWriteOutsideServices.
@@ -214,6 +218,8 @@ class Order(models.Model):
     due_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = OrderQuerySet.as_manager()
+    # The status as loaded or last saved: save() refuses any other change.
+    _loaded_status: str | None
 
     class Meta:
         db_table = "orders"
@@ -250,8 +256,17 @@ class Order(models.Model):
         self._loaded_status = self.status
 
     @classmethod
-    def from_db(cls, db: Any, field_names: Any, values: Any) -> Order:
-        instance = super().from_db(db, field_names, values)
+    def from_db(
+        cls,
+        db: str | None,
+        field_names: Collection[str],
+        values: Collection[Any],
+        *,
+        fetch_mode: FetchMode | None = None,
+    ) -> Order:
+        # Django 5.2's from_db takes no fetch_mode: pass it on only when given.
+        extra = {} if fetch_mode is None else {"fetch_mode": fetch_mode}
+        instance = super().from_db(db, field_names, values, **extra)
         instance._loaded_status = instance.__dict__.get("status")
         return instance
 

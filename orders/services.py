@@ -136,7 +136,7 @@ def _compare_and_set(
         setattr(order, name, value)
     order.stuck_since = now
     order.updated_at = now
-    order._loaded_status = order.status  # type: ignore[attr-defined]
+    order._loaded_status = order.status
 
 
 def _history(
