@@ -12,13 +12,16 @@ healing registers where to read them (``thresholds_register``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from django.db.models import Q
 
-from orders.calendars import Calendar, calendar_build, due_at_add
+from orders.calendars import Calendar, CalendarInvalid, calendar_build, due_at_add
 from orders.models import OPEN_STATUSES, Order, Vendor
+
+logger = logging.getLogger("orders")
 
 ThresholdSource = Callable[[str], int | None]
 
@@ -36,9 +39,20 @@ def threshold_minutes(status: str) -> int | None:
 
 
 def vendor_calendar(vendor: Vendor) -> Calendar | None:
-    return calendar_build(
-        time_zone=vendor.time_zone, working_hours=vendor.working_hours, holidays=vendor.holidays
-    )
+    """The vendor's calendar; an unreadable one counts as always open (logged),
+    so a typo in the admin never stops the vendor's orders from changing."""
+    try:
+        return calendar_build(
+            time_zone=vendor.time_zone,
+            working_hours=vendor.working_hours,
+            holidays=vendor.holidays,
+        )
+    except CalendarInvalid as exc:
+        logger.warning(
+            "vendor calendar unreadable: wall-clock thresholds",
+            extra={"vendor_id": vendor.pk, "error": str(exc)},
+        )
+        return None
 
 
 def _has_calendar(vendor: Vendor) -> bool:

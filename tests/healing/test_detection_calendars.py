@@ -135,3 +135,10 @@ def test_detection_of_due_orders_is_an_index_range_scan(office):
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = queryset.explain()
     assert "orders_open_due_idx" in plan and "orders_open_stuck_idx" in plan
+
+
+def test_an_unreadable_calendar_counts_wall_minutes_and_never_blocks_the_order():
+    vendor = VendorFactory(time_zone="Mars/Olympus", working_hours={"0": [["08:00", "18:00"]]})
+    order = confirmed_at(berlin(2026, 12, 4, 17, 50), vendor)
+    assert order.status == "CONFIRMED"
+    assert order.pk in stuck_ids(berlin(2026, 12, 4, 18, 51))
