@@ -108,3 +108,6 @@ class HealingMetricAdmin(ReadOnlyAdmin):
 from healing.admin_operator import operator_admin_install  # noqa: E402
 
 operator_admin_install(healing_admin=HealingActionAdmin)
+
+# Vendor health (issue 18): silences and vendor circuits.
+from healing import admin_silences  # noqa: E402, F401

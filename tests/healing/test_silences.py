@@ -11,7 +11,7 @@ from django.utils import timezone
 
 import notifications.tasks  # noqa: F401  (registers the delivery task sent on commit)
 from healing.cycle import healing_cycle_run
-from healing.models import HealingAction, SilenceEvent
+from healing.models import HealingAction, Silence, SilenceEvent
 from healing.silences import (
     SilenceInvalid,
     SilenceSpec,
@@ -170,3 +170,35 @@ def test_invalid_silences_are_refused(changes):
     with pytest.raises(SilenceInvalid):
         silence_update(silence_id=silence.pk, actor=None, changes=changes)
     assert SilenceEvent.objects.filter(silence=silence).count() == 1
+
+
+def test_the_admin_creates_and_extends_through_the_services(client):
+    from django.contrib.auth import get_user_model
+
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456")
+    client.force_login(root)
+    vendor = VendorFactory()
+    now = timezone.now()
+    form = {
+        "vendor": vendor.pk,
+        "status": "",
+        "issue_type": "",
+        "starts_at_0": now.strftime("%Y-%m-%d"),
+        "starts_at_1": now.strftime("%H:%M:%S"),
+        "ends_at_0": (now + timedelta(days=1)).strftime("%Y-%m-%d"),
+        "ends_at_1": now.strftime("%H:%M:%S"),
+        "recurrence_weekdays": "[]",
+        "time_zone": "UTC",
+        "comment": "vendor maintenance",
+        "events-TOTAL_FORMS": "0",
+        "events-INITIAL_FORMS": "0",
+    }
+    response = client.post("/admin/healing/silence/add/", form)
+    assert response.status_code == 302, response.content[:2000]
+    silence = Silence.objects.get()
+    assert silence.owner == root
+
+    form["ends_at_0"] = (now + timedelta(days=3)).strftime("%Y-%m-%d")
+    response = client.post(f"/admin/healing/silence/{silence.pk}/change/", form)
+    assert response.status_code == 302, response.content[:2000]
+    assert list(silence.events.values_list("action", flat=True)) == ["CREATED", "EXTENDED"]
