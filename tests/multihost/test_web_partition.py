@@ -19,7 +19,14 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from healing.models import ACTIVE_STATUSES, CycleStatus, HealingAction, HealingCycle
 from orders.roles import OPERATIONS, role_user_create
-from tests.faults.helpers import make_stuck_orders
+from tests.faults.helpers import (
+    CountingDispatch,
+    assert_sound,
+    figures,
+    make_stuck_orders,
+    recover,
+    snapshot_episodes,
+)
 from tests.integration.workers import wait_until
 from tests.multihost.conftest import procfile_argv
 
@@ -30,6 +37,7 @@ pytestmark = [
 ]
 
 PORT = 8000
+ORDERS = 50
 
 
 def call(url: str, *, token: str, method: str = "GET") -> tuple[int, dict]:
@@ -57,6 +65,10 @@ def test_web_host_cut_from_the_broker_reads_answer_and_run_cycle_is_a_clear_503(
         "GUNICORN_BIND": f"0.0.0.0:{PORT}",
         "WEB_CONCURRENCY": "1",
         "WEB_THREADS": "4",
+        # The cache on its own (here: in-process), so the cut hits the broker
+        # only; a cache Redis that is also the broker is cut with it, and the
+        # throttles' cache reads then fail the request (see the README).
+        "REDIS_URL": "",
     }
     web.spawn(procfile_argv("web"), env=env, log_path=cluster.log_dir / "web.log")
     base = f"http://{web.address}:{PORT}/api/v1"
@@ -65,7 +77,9 @@ def test_web_host_cut_from_the_broker_reads_answer_and_run_cycle_is_a_clear_503(
     assert wait_until(lambda: _answers(f"{base}/health"), timeout=60), (
         cluster.log_dir / "web.log"
     ).read_text()[-3000:]
-    ids = make_stuck_orders(20)
+    ids = make_stuck_orders(ORDERS)
+    episodes = snapshot_episodes(ids)
+    log = cluster.worker("worker1")
 
     web.broker_unreachable()
     started = time.monotonic()
@@ -85,9 +99,15 @@ def test_web_host_cut_from_the_broker_reads_answer_and_run_cycle_is_a_clear_503(
         order_id__in=ids, recovery_status__in=ACTIVE_STATUSES
     ).exists()
 
+    # Back on the network: the same request starts the cycle the worker heals.
     web.broker_reachable()
     status, body = call(f"{base}/self-healing/run-cycle?wait=false", token=token, method="POST")
-    assert status == 200, (status, body)
+    assert status in (200, 202), (status, body)
+    recover(ids, dispatch=CountingDispatch(broker_url=cluster.network.broker_url))
+    result = figures(
+        "multihost-web-partition", order_ids=ids, episodes=episodes, faults=1, log_paths=[log]
+    )
+    assert_sound(result)
 
 
 def _answers(url: str) -> bool:
