@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -33,7 +34,7 @@ def _server() -> dict:
 
 
 @pytest.fixture
-def bench_database_url() -> str:
+def bench_database_url() -> Iterator[str]:
     """A database of this test run's own (the benchmark replaces its data)."""
     name = f"{settings.DATABASES['default']['NAME']}_bench"
     server = _server()

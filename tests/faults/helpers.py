@@ -375,9 +375,13 @@ def figures(
     doubled = set(double_success) | set(double_refund) | excess
 
     durations = sorted(
-        healings.filter(completed_at__isnull=False, recovery_duration_seconds__isnull=False)
+        seconds
+        for seconds in healings.filter(
+            completed_at__isnull=False, recovery_duration_seconds__isnull=False
+        )
         .exclude(skip_reason__in=[SkipReason.GUARD, SkipReason.DRY_RUN])
         .values_list("recovery_duration_seconds", flat=True)
+        if seconds is not None  # filtered above; narrows the type
     )
     p95 = durations[min(int(len(durations) * 0.95), len(durations) - 1)] if durations else None
 

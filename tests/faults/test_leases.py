@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from healing.cycle import healing_cycle_run
+from healing.cycle import Dispatch, healing_cycle_run
 from healing.execution import healing_execute
 from healing.models import HealingAction
 from orders import services as order_services
@@ -17,7 +17,7 @@ from tests.factories import OrderFactory, VendorFactory
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def lose_every_message() -> tuple[list, callable]:
+def lose_every_message() -> tuple[list[tuple[int, str]], Dispatch]:
     lost: list[tuple[int, str]] = []
     return lost, lost.extend
 

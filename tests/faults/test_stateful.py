@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -30,6 +30,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from pytest_django.fixtures import Settings as DjangoSettings
 
 from healing.cycle import healing_cycle_run
 from healing.errors import HealingTransientError
@@ -97,6 +98,9 @@ def _wipe() -> None:
 
 
 class HealingMachine(RuleBasedStateMachine):
+    # pytest-django's settings fixture, set on the class by the test below.
+    django_settings: DjangoSettings
+
     def __init__(self) -> None:
         super().__init__()
         _wipe()
@@ -118,7 +122,7 @@ class HealingMachine(RuleBasedStateMachine):
         # The "broker": messages sent by cycles and retries, not yet delivered.
         self.inbox: list[tuple[int, str]] = []
         self.dispatched: list[tuple[int, str, bool]] = []
-        self.last_cycle_at = None
+        self.last_cycle_at: datetime | None = None
         self.leases_expired = False
 
     # --- The world ----------------------------------------------------------

@@ -18,7 +18,7 @@ from healing.checks import healing_checks
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def ids(**kwargs) -> list[str]:
+def ids(**kwargs) -> list[str | None]:
     return [error.id for error in healing_checks(**kwargs)]
 
 

@@ -10,10 +10,10 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from healing.cycle import healing_cycle_run
+from healing.cycle import Dispatch, healing_cycle_run
 from healing.execution import healing_execute, healing_initiate
 from healing.models import HealingAction, HealingCycle, RecoveryStatus
-from healing.sweeper import leases_sweep
+from healing.sweeper import SweepResult, leases_sweep
 from notifications.models import AdminNotification
 from orders import services as order_services
 from orders.models import Order, OrderStatusChange, VendorMessage
@@ -23,7 +23,7 @@ from tests.healing.conftest import ScriptedGateway, run_in_threads
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def collect() -> tuple[list, callable]:
+def collect() -> tuple[list[tuple[int, str]], Dispatch]:
     sent: list[tuple[int, str]] = []
     return sent, sent.extend
 
@@ -173,10 +173,12 @@ def test_a_slow_task_overtaken_after_its_lease_cannot_apply_a_second_effect(sett
     healing_cycle_run(trigger="CLI", dispatch=dispatch)
     ((healing_id, token),) = sent
 
+    overtaken_once = threading.Event()
+
     def overtaken(message) -> None:
-        if overtaken.done:
+        if overtaken_once.is_set():
             return
-        overtaken.done = True
+        overtaken_once.set()
         HealingAction.objects.filter(pk=healing_id).update(
             lease_expires_at=timezone.now() - timedelta(seconds=1)
         )
@@ -185,7 +187,6 @@ def test_a_slow_task_overtaken_after_its_lease_cannot_apply_a_second_effect(sett
         ((_, fresh),) = sent
         run_in_threads(lambda: healing_execute(healing_id=healing_id, token=fresh))
 
-    overtaken.done = False
     slow = healing_execute(
         healing_id=healing_id, token=token, gateway=ScriptedGateway(during=overtaken)
     )
@@ -212,7 +213,7 @@ def test_a_healing_acts_only_on_the_status_it_was_detected_in():
 
 def test_tasks_are_sent_only_after_the_healing_rows_commit():
     OrderFactory.create_batch(3, status="CONFIRMED", stuck_minutes=61)
-    seen_from_another_connection: list[int] = []
+    seen_from_another_connection: list[object] = []
 
     def dispatch(pairs) -> None:
         ids = [healing_id for healing_id, _ in pairs]
@@ -346,6 +347,7 @@ def test_a_slow_vendor_call_keeps_its_lease_alive_with_heartbeats(settings):
     def slow_call(message) -> None:
         time.sleep(1.6)  # past the 1 s lease
         (result,) = run_in_threads(lambda: leases_sweep(dispatch=lambda pairs: None))
+        assert isinstance(result, SweepResult), result
         swept.append(result.redispatched)
 
     gateway = ScriptedGateway(during=slow_call)
@@ -366,16 +368,19 @@ def test_a_frozen_heal_woken_after_its_lease_applies_nothing(settings):
     healing = healing_initiate(order=order, trigger="CLI")
     fresh_outcomes = []
 
+    frozen_once = threading.Event()
+
     def frozen(message) -> None:
-        if frozen.done:
+        if frozen_once.is_set():
             return
-        frozen.done = True
+        frozen_once.set()
         # Frozen: no heartbeat runs in a stopped process, so the lease runs out.
         HealingAction.objects.filter(pk=healing.pk).update(
             lease_expires_at=timezone.now() - timedelta(seconds=1)
         )
         sent: list[tuple[int, str]] = []
         (result,) = run_in_threads(lambda: leases_sweep(dispatch=sent.extend))
+        assert isinstance(result, SweepResult), result
         assert result.redispatched == 1
         ((_, fresh),) = sent
         fresh_outcomes.extend(
@@ -383,7 +388,6 @@ def test_a_frozen_heal_woken_after_its_lease_applies_nothing(settings):
         )
         time.sleep(0.6)  # the original "wakes up" past its renewal interval
 
-    frozen.done = False
     gateway = ScriptedGateway(during=frozen)
     stale = healing_execute(healing_id=healing.pk, token=healing.claim_token, gateway=gateway)
 

@@ -13,7 +13,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from healing import cycle as cycle_module
-from healing.cycle import healing_cycle_run
+from healing.cycle import Dispatch, healing_cycle_run
 from healing.execution import healing_execute, healing_initiate, healing_retry_or_fail
 from healing.liveness import Heartbeat, connection_drop_broken
 from healing.models import HealingAction, HealingCycle
@@ -25,7 +25,7 @@ from tests.healing.conftest import run_in_threads
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def collect() -> tuple[list[tuple[int, str]], callable]:
+def collect() -> tuple[list[tuple[int, str]], Dispatch]:
     sent: list[tuple[int, str]] = []
     return sent, sent.extend
 

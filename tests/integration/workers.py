@@ -83,6 +83,8 @@ class Worker:
         return self
 
     def children(self) -> list[int]:
+        if self.process is None:
+            return []
         out = subprocess.run(
             ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
         )

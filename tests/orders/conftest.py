@@ -9,13 +9,19 @@ from orders.credentials import vendor_credentials_issue
 from orders.roles import MARKETPLACE, role_user_create
 
 
+class VendorClient(APIClient):
+    """An APIClient that also knows its vendor's webhook signing secret."""
+
+    webhook_secret: str
+
+
 @pytest.fixture
 def vendor_client(db, api_defaults):
     """``vendor_client(vendor)``: an APIClient sending that vendor's fresh API key."""
 
-    def make(vendor) -> APIClient:
+    def make(vendor) -> VendorClient:
         issued = vendor_credentials_issue(vendor=vendor, rotate=hasattr(vendor, "credential"))
-        client = APIClient()
+        client = VendorClient()
         client.credentials(HTTP_AUTHORIZATION=f"Api-Key {issued.api_key}")
         client.webhook_secret = issued.webhook_secret
         return client

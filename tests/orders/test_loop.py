@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -114,7 +115,8 @@ class _VendorConfirmsMidOffer(RecordOnlyGateway):
     """While the healing offers the order to a new vendor, the old one confirms over HTTP."""
 
     def __init__(self, client, order_id: int) -> None:
-        self.client, self.order_id, self.answers = client, order_id, []
+        self.client, self.order_id = client, order_id
+        self.answers: list[Any] = []  # the vendor's HTTP responses
 
     def send(self, message):
         if message.kind == "OFFER":
