@@ -509,6 +509,11 @@ SPECTACULAR_SETTINGS = {
         "RecoveryActionEnum": "healing.models.RecoveryAction",
         "IssueTypeEnum": "healing.models.IssueType",
         "RecoveryStatusEnum": "healing.models.RecoveryStatus",
+        # Every choice set behind a field named "status", named once
+        # (otherwise drf_spectacular.W001 and a hashed name like Status1f3Enum).
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        "CycleStatusEnum": "healing.models.CycleStatus",
+        "HealthStatusEnum": ["ok", "unavailable"],
     },
 }
 
