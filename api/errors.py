@@ -96,19 +96,49 @@ def _validation_message(field: str | None, message: str) -> str:
     return f"{field}: {message}" if field else message
 
 
+def _as_drf_exception(exc: Exception) -> Exception:
+    """Django's own exceptions as the DRF ones they mean; anything else as is."""
+    if isinstance(exc, Http404):
+        return exceptions.NotFound(str(exc) or "Not found.")
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied(str(exc) or None)
+    if isinstance(exc, RequestDataTooBig):
+        # Raised when something read request.body past DATA_UPLOAD_MAX_MEMORY_SIZE.
+        return _PayloadTooLarge("The request body is too large.")
+    if isinstance(exc, SuspiciousOperation):
+        return exceptions.ParseError(str(exc) or "Bad request.")
+    return exc
+
+
+def _api_exception_answer(
+    exc: exceptions.APIException, headers: dict[str, str]
+) -> tuple[dict[str, Any], int]:
+    """The body and status of a DRF exception; its auth and wait headers go in ``headers``."""
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+    if getattr(exc, "wait", None) is not None:
+        headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    detail = exc.detail
+    # simplejwt puts its message in a dict ({"detail": ..., "code": ..., "messages": ...}).
+    if isinstance(detail, dict):
+        code = str(detail.get("code") or exc.default_code)
+        message = str(detail.get("detail") or exc.default_detail)
+    else:
+        own_code = str(getattr(detail, "code", "") or "")
+        # A specific code the raiser chose (simplejwt's "no_active_account")
+        # wins over the class's generic one.
+        if own_code and own_code != exc.default_code:
+            code = own_code
+        else:
+            code = _CODE_FOR_EXCEPTION.get(type(exc), own_code or "error")
+        message = str(detail)
+    return error_body(code=code, message=message), exc.status_code
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER for the whole project."""
     headers: dict[str, str] = {}
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or "Not found.")
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied(str(exc) or None)
-    elif isinstance(exc, RequestDataTooBig):
-        # Raised when something read request.body past DATA_UPLOAD_MAX_MEMORY_SIZE.
-        exc = _PayloadTooLarge("The request body is too large.")
-    elif isinstance(exc, SuspiciousOperation):
-        exc = exceptions.ParseError(str(exc) or "Bad request.")
-
+    exc = _as_drf_exception(exc)
     if isinstance(exc, DomainError):
         body = error_body(code=exc.code, message=exc.message, field=exc.field)
         http_status = exc.http_status
@@ -121,26 +151,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         http_status = status.HTTP_400_BAD_REQUEST
     elif isinstance(exc, exceptions.APIException):
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
-        if getattr(exc, "wait", None) is not None:
-            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
-        detail = exc.detail
-        # simplejwt puts its message in a dict ({"detail": ..., "code": ..., "messages": ...}).
-        if isinstance(detail, dict):
-            code = str(detail.get("code") or exc.default_code)
-            message = str(detail.get("detail") or exc.default_detail)
-        else:
-            own_code = str(getattr(detail, "code", "") or "")
-            # A specific code the raiser chose (simplejwt's "no_active_account")
-            # wins over the class's generic one.
-            if own_code and own_code != exc.default_code:
-                code = own_code
-            else:
-                code = _CODE_FOR_EXCEPTION.get(type(exc), own_code or "error")
-            message = str(detail)
-        body = error_body(code=code, message=message)
-        http_status = exc.status_code
+        body, http_status = _api_exception_answer(exc, headers)
     elif isinstance(exc, OperationalError | InterfaceError):
         logger.exception("database unavailable while serving the API")
         body = error_body(
