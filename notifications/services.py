@@ -44,29 +44,11 @@ class Raised:
         return self.occurrences == 1
 
 
-def notification_raise(
-    *,
-    notification_type: str,
-    severity: str,
-    title: str,
-    message: str,
-    details: dict[str, Any] | None = None,
-    order_id: int | None = None,
-    healing_id: int | None = None,
-    dedup_key: str = "",
-    now: datetime | None = None,
-) -> Raised:
-    """Raise a notification, or count one more occurrence of the open one.
-
-    One open notification per (order, type), or per ``dedup_key`` for system
-    conditions: a single ``INSERT ... ON CONFLICT ... DO UPDATE`` against the
-    partial unique indexes, so two concurrent raises cannot make two rows.
-    """
-    if order_id is None and not dedup_key:
-        raise ValueError("a notification needs an order or a dedup_key")
-    now = now or timezone.now()
+def _raise_sql(*, by_order: bool) -> str:
+    """The upsert against the partial unique index of an order's or a dedup key's
+    open notification: a new row, or one more occurrence of the open one."""
     table = AdminNotification._meta.db_table
-    if order_id is not None:
+    if by_order:
         target = (
             '("order_id", "notification_type") '
             'WHERE ("order_id" IS NOT NULL AND "resolved_at" IS NULL)'
@@ -89,6 +71,31 @@ def notification_raise(
         '"updated_at" = EXCLUDED."updated_at" '
         'RETURNING "id", "occurrences"'
     )
+    return sql
+
+
+def notification_raise(
+    *,
+    notification_type: str,
+    severity: str,
+    title: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    order_id: int | None = None,
+    healing_id: int | None = None,
+    dedup_key: str = "",
+    now: datetime | None = None,
+) -> Raised:
+    """Raise a notification, or count one more occurrence of the open one.
+
+    One open notification per (order, type), or per ``dedup_key`` for system
+    conditions: a single ``INSERT ... ON CONFLICT ... DO UPDATE`` against the
+    partial unique indexes, so two concurrent raises cannot make two rows.
+    """
+    if order_id is None and not dedup_key:
+        raise ValueError("a notification needs an order or a dedup_key")
+    now = now or timezone.now()
+    sql = _raise_sql(by_order=order_id is not None)
     params = [
         notification_type,
         severity,
@@ -220,6 +227,39 @@ class RoundResult:
         return not self.skipped and not self.failed
 
 
+def _round_skip_reason(*, notification: AdminNotification | None, round: int) -> str:
+    """Why a delivery round sends nothing ("" when it sends)."""
+    if notification is None:
+        return "no such notification"
+    if notification.resolved_at is not None:
+        return "resolved"
+    if round > 0 and notification.acknowledged_at is not None:
+        return "acknowledged"
+    return ""
+
+
+def _delivery_failed(
+    *, delivery: NotificationDelivery, error: str, attempted_at: datetime, final: bool
+) -> None:
+    """Record one channel's failed attempt (FAILED when it was the last try) and log it."""
+    NotificationDelivery.objects.filter(pk=delivery.pk).update(
+        attempts=F("attempts") + 1,
+        last_attempt_at=attempted_at,
+        last_error=error[:2000],
+        status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING,
+    )
+    logger.warning(
+        "notification delivery failed",
+        extra={
+            "notification_id": delivery.notification_id,
+            "channel": delivery.channel,
+            "round": delivery.round,
+            "final": final,
+            "error": error[:200],
+        },
+    )
+
+
 def notification_deliver_round(
     *, notification_id: int, round: int = 0, final: bool = False
 ) -> RoundResult:
@@ -232,14 +272,9 @@ def notification_deliver_round(
     """
     result = RoundResult(notification_id=notification_id, round=round)
     notification = AdminNotification.objects.filter(pk=notification_id).first()
-    if notification is None:
-        result.skipped = "no such notification"
-        return result
-    if notification.resolved_at is not None:
-        result.skipped = "resolved"
-        return result
-    if round > 0 and notification.acknowledged_at is not None:
-        result.skipped = "acknowledged"
+    skipped = _round_skip_reason(notification=notification, round=round)
+    if skipped or notification is None:
+        result.skipped = skipped
         return result
     channels = {channel.name: channel for channel in channels_for(notification.severity)}
     NotificationDelivery.objects.bulk_create(
@@ -260,22 +295,7 @@ def notification_deliver_round(
         except Exception as exc:  # whatever one channel raises, the others still go
             error = str(exc) if isinstance(exc, ChannelError) else f"{type(exc).__name__}: {exc}"
             result.failed[delivery.channel] = error
-            NotificationDelivery.objects.filter(pk=delivery.pk).update(
-                attempts=F("attempts") + 1,
-                last_attempt_at=attempted_at,
-                last_error=error[:2000],
-                status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING,
-            )
-            logger.warning(
-                "notification delivery failed",
-                extra={
-                    "notification_id": notification_id,
-                    "channel": delivery.channel,
-                    "round": round,
-                    "final": final,
-                    "error": error[:200],
-                },
-            )
+            _delivery_failed(delivery=delivery, error=error, attempted_at=attempted_at, final=final)
             continue
         result.delivered.append(delivery.channel)
         NotificationDelivery.objects.filter(pk=delivery.pk).update(
