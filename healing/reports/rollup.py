@@ -26,7 +26,7 @@ from functools import reduce
 from operator import or_
 from typing import Any, cast
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -110,10 +110,11 @@ def _dates_to_recompute(*, days: int, now: datetime) -> list[date]:
     return sorted(dates)
 
 
-def metrics_compute(*, dates: list[date], now: datetime) -> list[HealingMetric]:
-    """Unsaved ``HealingMetric`` rows for ``dates``, computed from the rows."""
-    if not dates:
-        return []
+def _healing_counts(
+    dates: list[date],
+) -> tuple[dict[date, dict[str, Any]], dict[tuple[Any, ...], tuple[float | None, float | None]]]:
+    """Per day of ``dates``: the healings' outcome, issue and action counts, and
+    their recovery-time percentiles."""
     healings = HealingAction.objects.filter(_days_query("issue_detected_at", dates)).annotate(
         day=TruncDate("issue_detected_at")
     )
@@ -132,21 +133,54 @@ def metrics_compute(*, dates: list[date], now: datetime) -> list[HealingMetric]:
         list(healings.order_by().values("day").annotate(**outcome_counts(), **extra)),
     )
     by_day = {row["day"]: row for row in day_rows}
-    percentiles = recovery_percentiles(healings, group_by=("day",))
-    notifications = dict(
-        AdminNotification.objects.filter(_days_query("created_at", dates))
-        .annotate(day=TruncDate("created_at"))
+    return by_day, recovery_percentiles(healings, group_by=("day",))
+
+
+def _rows_per_day(model: type[models.Model], field: str, dates: list[date]) -> dict[date, int]:
+    """How many rows of ``model`` have ``field`` on each of ``dates``."""
+    return dict(
+        model._default_manager.filter(_days_query(field, dates))
+        .annotate(day=TruncDate(field))
         .order_by()
         .values_list("day")
         .annotate(n=Count("id"))
     )
-    cycles = dict(
-        HealingCycle.objects.filter(_days_query("started_at", dates))
-        .annotate(day=TruncDate("started_at"))
-        .order_by()
-        .values_list("day")
-        .annotate(n=Count("id"))
+
+
+def _counts_apply(metric: HealingMetric, counts: dict[str, Any]) -> None:
+    metric.total_stuck_orders_detected = counts["total_cases"]
+    for column in (*_DETECTED_COLUMN.values(), *_ACTION_COLUMN.values()):
+        setattr(metric, column, counts[column])
+    metric.successful_recoveries = counts["successful_recoveries"]
+    metric.failed_recoveries = counts["failed_recoveries"]
+    metric.skipped_recoveries = counts["skipped_recoveries"]
+    metric.manual_interventions = counts["manual_required"]
+    metric.avg_recovery_time_seconds = counts["avg_recovery_seconds"]
+    rate = row_success_rate(counts)
+    metric.healing_success_rate = None if rate is None else Decimal(f"{rate:.2f}")
+
+
+def _last_cycle_seconds(day: date) -> float | None:
+    """How long the day's last finished cycle took."""
+    start, end = day_bounds(day)
+    last_ms = (
+        HealingCycle.objects.filter(
+            started_at__gte=start, started_at__lt=end, status=CycleStatus.FINISHED
+        )
+        .order_by("-started_at", "-id")
+        .values_list("duration_ms", flat=True)
+        .first()
     )
+    return None if last_ms is None else last_ms / 1000.0
+
+
+def metrics_compute(*, dates: list[date], now: datetime) -> list[HealingMetric]:
+    """Unsaved ``HealingMetric`` rows for ``dates``, computed from the rows."""
+    if not dates:
+        return []
+    by_day, percentiles = _healing_counts(dates)
+    notifications = _rows_per_day(AdminNotification, "created_at", dates)
+    cycles = _rows_per_day(HealingCycle, "started_at", dates)
     today = timezone.localdate(now)
     existing = {
         m.metric_date: m
@@ -165,31 +199,13 @@ def metrics_compute(*, dates: list[date], now: datetime) -> list[HealingMetric]:
         counts = by_day.get(day)
         metric = HealingMetric(metric_date=day)
         if counts:
-            metric.total_stuck_orders_detected = counts["total_cases"]
-            for column in (*_DETECTED_COLUMN.values(), *_ACTION_COLUMN.values()):
-                setattr(metric, column, counts[column])
-            metric.successful_recoveries = counts["successful_recoveries"]
-            metric.failed_recoveries = counts["failed_recoveries"]
-            metric.skipped_recoveries = counts["skipped_recoveries"]
-            metric.manual_interventions = counts["manual_required"]
-            metric.avg_recovery_time_seconds = counts["avg_recovery_seconds"]
-            rate = row_success_rate(counts)
-            metric.healing_success_rate = None if rate is None else Decimal(f"{rate:.2f}")
+            _counts_apply(metric, counts)
         metric.p50_recovery_time_seconds, metric.p95_recovery_time_seconds = percentiles.get(
             (day,), (None, None)
         )
         metric.notifications_raised = notifications.get(day, 0)
         metric.cycles_run = cycles.get(day, 0)
-        start, end = day_bounds(day)
-        last_ms = (
-            HealingCycle.objects.filter(
-                started_at__gte=start, started_at__lt=end, status=CycleStatus.FINISHED
-            )
-            .order_by("-started_at", "-id")
-            .values_list("duration_ms", flat=True)
-            .first()
-        )
-        metric.last_cycle_duration_seconds = None if last_ms is None else last_ms / 1000.0
+        metric.last_cycle_duration_seconds = _last_cycle_seconds(day)
         if day == today and snapshot is not None:
             metric.oldest_stuck_minutes, metric.orders_stuck_now = snapshot
         elif day in existing:
