@@ -215,7 +215,12 @@ class HealingCollector:
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
         counts = cumulative_counts(now=now)
+        yield from self._healing_counters(counts)
+        yield from self._cycle_counters(counts)
+        yield from self._gauges(now)
 
+    def _healing_counters(self, counts: Counts) -> Iterator[Metric]:
+        """Detections, outcomes, recovery times and notifications since the start."""
         detections = CounterMetricFamily(
             "healing_detections",
             "Stuck-order detections (healing rows created), by issue type.",
@@ -264,6 +269,7 @@ class HealingCollector:
                 )
         yield notifications
 
+    def _cycle_counters(self, counts: Counts) -> Iterator[Metric]:
         cycles = CounterMetricFamily(
             "healing_cycles",
             "Healing cycles that ended, by final status (a running one is healing_cycle_running).",
@@ -286,9 +292,13 @@ class HealingCollector:
             sum_value=duration.get(("sum",), 0.0),
         )
 
-        yield from self._gauges(now)
-
     def _gauges(self, now: datetime) -> Iterator[Metric]:
+        yield from self._stuck_gauges(now)
+        yield from self._healing_gauges(now)
+        yield from self._notification_gauges()
+        yield from self._cycle_gauges()
+
+    def _stuck_gauges(self, now: datetime) -> Iterator[Metric]:
         stuck = GaugeMetricFamily(
             "healing_stuck_orders",
             "Orders past their rule's threshold now (being healed or not), by status.",
@@ -305,6 +315,7 @@ class HealingCollector:
         yield stuck
         yield oldest
 
+    def _healing_gauges(self, now: datetime) -> Iterator[Metric]:
         active = GaugeMetricFamily(
             "healing_active_healings",
             "Healings pending or in progress now, by status.",
@@ -339,6 +350,7 @@ class HealingCollector:
             value=machinery["retrying"],
         )
 
+    def _notification_gauges(self) -> Iterator[Metric]:
         pending = GaugeMetricFamily(
             "healing_admin_notifications_pending",
             "Pending admin notifications (neither acknowledged nor resolved), by severity.",
@@ -351,6 +363,7 @@ class HealingCollector:
             pending.add_metric([severity], unacknowledged.get(severity, 0))
         yield pending
 
+    def _cycle_gauges(self) -> Iterator[Metric]:
         last = (
             HealingCycle.objects.filter(status=CycleStatus.FINISHED)
             .order_by("-started_at", "-id")
