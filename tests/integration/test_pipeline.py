@@ -16,6 +16,7 @@ from healing.cycle import healing_cycle_run
 from healing.models import HealingAction, HealingCycle
 from healing.tasks import run_cycle
 from notifications.models import AdminNotification
+from orders.credentials import vendor_credentials_issue
 from orders.models import Vendor
 from tests.factories import OrderFactory, VendorFactory
 from tests.integration.workers import Worker, wait_until
@@ -37,7 +38,8 @@ class VendorEndpoint:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                calls = endpoint.calls[body["order_id"]]
+                # Standard Webhooks body: {"type", "timestamp", "data": {"order_id", ...}}.
+                calls = endpoint.calls[body["data"]["order_id"]]
                 code = 503 if len(calls) < endpoint.fail_first else 200
                 calls.append((time.monotonic(), code))
                 self.send_response(code)
@@ -102,12 +104,17 @@ def test_two_cycles_sent_at_the_same_moment_one_works_the_other_exits():
     assert HealingAction.objects.count() == 50
 
 
+def _signing_vendor(url: str) -> Vendor:
+    """A vendor reachable by webhook: it has a signing secret (unsigned messages never leave)."""
+    vendor = VendorFactory(webhook_url=url)
+    vendor_credentials_issue(vendor=vendor)
+    return vendor
+
+
 def test_transient_vendor_failures_retry_with_growing_delays_then_succeed():
     endpoint = VendorEndpoint(fail_first=3)
     try:
-        OrderFactory(
-            status="CONFIRMED", stuck_minutes=61, vendor=VendorFactory(webhook_url=endpoint.url)
-        )
+        OrderFactory(status="CONFIRMED", stuck_minutes=61, vendor=_signing_vendor(endpoint.url))
         with Worker(env={"VENDOR_GATEWAY_BACKEND": "webhook", "HEALING_TASK_MAX_RETRIES": "5"}):
             healing_cycle_run(trigger="CLI")
             assert wait_until(lambda: all_final(1), timeout=60)
@@ -129,7 +136,7 @@ def test_a_permanent_vendor_failure_ends_failed_with_a_notification():
     endpoint = VendorEndpoint(fail_first=10**6)
     try:
         order = OrderFactory(
-            status="PROCESSING", stuck_minutes=181, vendor=VendorFactory(webhook_url=endpoint.url)
+            status="PROCESSING", stuck_minutes=181, vendor=_signing_vendor(endpoint.url)
         )
         with Worker(env={"VENDOR_GATEWAY_BACKEND": "webhook", "HEALING_TASK_MAX_RETRIES": "2"}):
             healing_cycle_run(trigger="CLI")
