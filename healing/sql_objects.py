@@ -95,10 +95,21 @@ LANGUAGE sql STABLE AS $body$
         COALESCE(r.ladder ->> h.attempts::integer, 'MANUAL_INTERVENTION')::text,
         r.dry_run
     FROM healing_stuck_rules r
-    JOIN orders o
-      ON o.status = r.status
-     AND o.status IN ('PENDING', 'CONFIRMED', 'ACCEPTED', 'PROCESSING', 'SHIPPED')
-     AND o.stuck_since < now() - make_interval(mins => r.threshold_minutes::integer)
+    -- healing.detection's two range scans: orders on wall-clock time
+    -- (no due time) past the threshold, and orders on vendor time (a
+    -- vendor calendar) whose due time has passed (issue 18).
+    CROSS JOIN LATERAL (
+        SELECT w.* FROM orders w
+         WHERE w.status = r.status
+           AND w.status IN ('PENDING', 'CONFIRMED', 'ACCEPTED', 'PROCESSING', 'SHIPPED')
+           AND w.due_at IS NULL
+           AND w.stuck_since < now() - make_interval(mins => r.threshold_minutes::integer)
+        UNION ALL
+        SELECT v.* FROM orders v
+         WHERE v.status = r.status
+           AND v.status IN ('PENDING', 'CONFIRMED', 'ACCEPTED', 'PROCESSING', 'SHIPPED')
+           AND v.due_at < now()
+    ) o
     CROSS JOIN LATERAL (
         SELECT
             count(*) FILTER (WHERE a.recovery_status IN ('PENDING', 'IN_PROGRESS'))

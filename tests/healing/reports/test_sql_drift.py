@@ -60,8 +60,10 @@ def test_sql_migrations_import_no_live_module():
 
 
 def test_the_stuck_view_reads_the_open_statuses_of_the_python_side():
-    (listed,) = re.findall(r"o\.status IN \(([^)]*)\)", sql_objects.STUCK_ORDERS_ROWS)
-    assert tuple(re.findall(r"'(\w+)'", listed)) == OPEN_STATUSES
+    lists = re.findall(r"[wv]\.status IN \(([^)]*)\)", sql_objects.STUCK_ORDERS_ROWS)
+    assert len(lists) == 2  # the wall-clock scan and the vendor-time scan
+    for listed in lists:
+        assert tuple(re.findall(r"'(\w+)'", listed)) == OPEN_STATUSES
 
 
 # --- detect_stuck_orders() == stuck_orders_detect --------------------------------------
@@ -89,6 +91,16 @@ def _healing(order: Order, *, status: str, ago: int, **kwargs: Any) -> HealingAc
     }
     defaults.update(kwargs)
     return HealingActionFactory(order=order, **defaults)
+
+
+def _due_in(order: Order, *, minutes: int) -> None:
+    from orders.models import status_write_allowed
+
+    token = status_write_allowed.set(True)
+    try:
+        Order.objects.filter(pk=order.pk).update(due_at=timezone.now() + timedelta(minutes=minutes))
+    finally:
+        status_write_allowed.reset(token)
 
 
 @pytest.fixture
@@ -133,6 +145,10 @@ def history():
     for ago in (300, 200):
         _healing(retried, status="FAILED", ago=ago, recovery_action="RETRY_WORKFLOW")
     OrderFactory(status="PROCESSING", stuck_minutes=70)
+    # Vendor time (issue 18): for an order whose vendor keeps a calendar the
+    # due time decides, not the stuck clock.
+    _due_in(OrderFactory(status="CONFIRMED", stuck_minutes=600), minutes=60)  # not due yet
+    _due_in(OrderFactory(status="CONFIRMED", stuck_minutes=5), minutes=-5)  # due: stuck
     OrderFactory(status="SHIPPED", stuck_minutes=900)  # no rule for SHIPPED
     OrderFactory(status="DELIVERED", stuck_minutes=900)  # finished
 
