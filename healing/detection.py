@@ -103,7 +103,7 @@ def _past_due(*, rule: StuckRule, now: datetime, prefix: str = "") -> tuple[Q, Q
     return wall_clock, vendor_time
 
 
-def _stuck_queryset(*, rule: StuckRule, now: datetime) -> QuerySet[Order]:
+def orders_past_threshold(*, rule: StuckRule, now: datetime) -> QuerySet[Order]:
     """Orders past ``rule``'s threshold as one filter (counts and aggregates:
     healing.reports.statistics); detection reads the two parts apart."""
     wall_clock, vendor_time = _past_due(rule=rule, now=now)

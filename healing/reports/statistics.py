@@ -18,7 +18,7 @@ from django.db.models import Count, F, Min, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from healing.detection import _stuck_queryset, rules_enabled
+from healing.detection import orders_past_threshold, rules_enabled
 from healing.models import HealingAction, StuckRule
 from healing.reports.kpis import row_success_rate
 from healing.reports.measures import (
@@ -179,7 +179,7 @@ def stuck_orders_summary(
     out = []
     for rule in rules:
         agg = (
-            _stuck_queryset(rule=rule, now=now)
+            orders_past_threshold(rule=rule, now=now)
             .order_by()
             .aggregate(n=Count("id"), oldest=Min("stuck_since"))
         )

@@ -112,11 +112,11 @@ def test_limit_bounds_the_result():
 
 @pytest.mark.postgres
 def test_detection_plan_uses_the_partial_index_and_never_scans_orders():
-    from healing.detection import _stuck_queryset
+    from healing.detection import orders_past_threshold
 
     OrderFactory.create_batch(3, status="PENDING", stuck_minutes=31)
     rule = StuckRule.objects.get(status="PENDING")
-    sql, params = _stuck_queryset(rule=rule, now=timezone.now()).query.sql_with_params()
+    sql, params = orders_past_threshold(rule=rule, now=timezone.now()).query.sql_with_params()
     with connection.cursor() as cursor:
         # Small test tables would make a sequential scan cheapest; forbid it
         # to see which index the planner reaches for.
