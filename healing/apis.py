@@ -25,6 +25,7 @@ from api.permissions import IsOperator
 from api.schema import AUTH_ERRORS, error_responses, seed_example
 from api.throttles import SettingsScopedThrottle
 from healing import selectors
+from healing.broker import broker_check
 from healing.cycle import cycle_run_and_wait
 from healing.detection import stuck_orders_detect
 from healing.execution import healing_request
@@ -290,6 +291,7 @@ class RunCycleApi(APIView):
     def post(self, request: Request) -> Response:
         wait = query_input(self.QuerySerializer, request)["wait"]
         body_input(self.InputSerializer, request)
+        broker_check()  # a web host cut off from the broker: 503, nothing started
         report = cycle_run_and_wait(trigger=Trigger.API, wait_seconds=None if wait else 0)
         cycle = report.cycle
         result = {
