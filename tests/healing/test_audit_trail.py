@@ -8,6 +8,7 @@ seed_marketplace, the benchmark's restore) is not a row operation and works.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -27,7 +28,7 @@ from tests.factories import (
 )
 
 
-def _refused(sql: str, params: list[object]) -> str:
+def _refused(sql: str, params: list[Any]) -> str:
     with pytest.raises(IntegrityError) as caught, transaction.atomic(), connection.cursor() as c:
         c.execute(sql, params)
     return str(caught.value)

@@ -23,8 +23,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 WEEKDAYS = {str(day): [["08:00", "18:00"]] for day in range(5)}
 
 
-def berlin(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN)
+def berlin(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
 def confirmed_at(when: datetime, vendor) -> Order:

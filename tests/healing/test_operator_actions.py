@@ -49,7 +49,9 @@ def _closed(held, admin) -> None:
 
 
 def _last_change(order) -> OrderStatusChange:
-    return OrderStatusChange.objects.filter(order=order).order_by("-created_at", "-id").first()
+    change = OrderStatusChange.objects.filter(order=order).order_by("-created_at", "-id").first()
+    assert change is not None, f"order {order.pk} has no status change"
+    return change
 
 
 def test_cancel_and_refund(held, make_user):
