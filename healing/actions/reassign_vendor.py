@@ -25,9 +25,29 @@ from healing.errors import HealingTransientError
 from healing.models import HealingAction, RecoveryStatus
 from orders import services as order_services
 from orders.errors import NoVendorAvailable, OrderMovedOn
-from orders.gateway import DeliveryFailed, OutboundMessage, VendorGateway
+from orders.gateway import Delivery, DeliveryFailed, OutboundMessage, VendorGateway
 from orders.health import DENY
 from orders.models import MessageKind, OrderStatus
+
+
+def _message(*, healing: HealingAction, candidate: Candidate, kind: str) -> OutboundMessage:
+    """The healing's message of ``kind`` to the candidate vendor."""
+    return OutboundMessage(
+        order_id=healing.order.pk,
+        order_number=healing.order.number,
+        vendor_id=candidate.vendor_id,
+        kind=kind,
+        webhook_url=candidate.webhook_url,
+        healing_id=healing.pk,
+    )
+
+
+def _send_recorded(*, gateway: VendorGateway, message: OutboundMessage) -> Delivery:
+    """Send ``message``; a failed delivery is returned (to be recorded), not raised."""
+    try:
+        return gateway.send(message)
+    except DeliveryFailed as exc:
+        return exc.delivery
 
 
 def reassign_vendor_run(
@@ -38,7 +58,6 @@ def reassign_vendor_run(
     gateway: VendorGateway,
     now: datetime,
 ) -> Outcome:
-    order = healing.order
     if candidate is None:
         return finish_failed(
             healing=healing, claim=claim, error="no alternative vendor available", now=now
@@ -47,14 +66,7 @@ def reassign_vendor_run(
     # this offer is its one half-open probe (or, lost to another, a skip).
     if circuit_permit(target=candidate, now=now) == DENY:
         return finish_circuit_open(healing=healing, claim=claim, now=now)
-    offer = OutboundMessage(
-        order_id=order.pk,
-        order_number=order.number,
-        vendor_id=candidate.vendor_id,
-        kind=MessageKind.OFFER,
-        webhook_url=candidate.webhook_url,
-        healing_id=healing.pk,
-    )
+    offer = _message(healing=healing, candidate=candidate, kind=MessageKind.OFFER)
     delivery = circuit_send(claim=claim, gateway=gateway, message=offer, target=candidate)
     try:
         with transaction.atomic():
@@ -72,7 +84,7 @@ def reassign_vendor_run(
                 resulting_status=OrderStatus.PENDING,
             )
             order_services.order_reassign_vendor(
-                order=order,
+                order=healing.order,
                 # The loaded row spares orders.services a read for its due time.
                 vendor=candidate.vendor if candidate.vendor is not None else candidate.vendor_id,
                 actor=order_services.Actor.healing(),
@@ -82,23 +94,12 @@ def reassign_vendor_run(
                 now=now,
             )
     except OrderMovedOn:
-        withdraw = OutboundMessage(
-            order_id=order.pk,
-            order_number=order.number,
-            vendor_id=candidate.vendor_id,
-            kind=MessageKind.WITHDRAW,
-            webhook_url=candidate.webhook_url,
-            healing_id=healing.pk,
-        )
-        try:
-            withdrawal = gateway.send(withdraw)
-        except DeliveryFailed as exc:
-            withdrawal = exc.delivery
+        withdraw = _message(healing=healing, candidate=candidate, kind=MessageKind.WITHDRAW)
         return finish_moved_on(
             healing=healing,
             claim=claim,
             now=now,
-            deliveries=[delivery, withdrawal],
+            deliveries=[delivery, _send_recorded(gateway=gateway, message=withdraw)],
             detail="order moved on; offer withdrawn",
         )
     except NoVendorAvailable as exc:
