@@ -11,6 +11,10 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Admin notifications"
 
     def ready(self) -> None:
+        # Registers notification_deliver, which the services send by name
+        # (they never import tasks): every process, web included, has it.
+        from notifications import tasks  # noqa: F401
+
         checks.register(notification_settings_check, checks.Tags.compatibility)
 
 

@@ -217,3 +217,22 @@ def test_a_fresh_database_gets_the_schedule_from_the_environment(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2", "minutes", "healing.tasks.run_cycle"]
+
+
+def test_every_task_sent_by_name_is_registered_in_a_bare_process():
+    """Services send tasks through the registry by name (they never import the
+    tasks modules): a fresh process — a web worker — must have them all."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup(); from celery import current_app; "
+        "names = ['healing.tasks.heal_order', 'healing.tasks.run_cycle', "
+        "'notifications.tasks.notification_deliver']; "
+        "missing = [n for n in names if n not in current_app.tasks]; "
+        "print(missing); raise SystemExit(1 if missing else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
