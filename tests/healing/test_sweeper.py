@@ -293,14 +293,21 @@ def test_a_redelivered_message_comes_back_when_the_dead_holders_lease_runs_out(m
     monkeypatch.setattr(tasks, "_redelivered", lambda request: True)
     monkeypatch.setattr(tasks, "heal_order_send", lambda **kwargs: scheduled.append(kwargs))
 
-    assert tasks.heal_order.apply(args=(healing.pk, sent_token)).get() == "STALE"
+    # An eager result is already computed: reading it cannot block, whatever
+    # Celery's process-wide "inside a worker" flag says (an earlier test may set it).
+    assert (
+        tasks.heal_order.apply(args=(healing.pk, sent_token)).get(disable_sync_subtasks=False)
+        == "STALE"
+    )
     ((call),) = scheduled
     assert call["takeover"] and call["token"] == sent_token
     assert 29 <= call["countdown"] <= 31
 
     # Once: the come-back itself never schedules another.
-    tasks.heal_order.apply(args=(healing.pk, sent_token), kwargs={"takeover": True}).get()
+    tasks.heal_order.apply(args=(healing.pk, sent_token), kwargs={"takeover": True}).get(
+        disable_sync_subtasks=False
+    )
     assert len(scheduled) == 1
     expire(healing.pk)
     result = tasks.heal_order.apply(args=(healing.pk, sent_token), kwargs={"takeover": True})
-    assert result.get() == "SUCCESS"
+    assert result.get(disable_sync_subtasks=False) == "SUCCESS"
