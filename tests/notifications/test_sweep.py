@@ -14,7 +14,6 @@ from notifications.tasks import notifications_sweep
 from tests.audit import audit_rows_delete
 from tests.factories import (
     AdminNotificationFactory,
-    HealingActionFactory,
     NotificationDeliveryFactory,
     OrderFactory,
 )
@@ -31,23 +30,6 @@ def sweep(quiet_channels, django_capture_on_commit_callbacks):
             return notifications_sweep_run(now=now)
 
     return run
-
-
-def _completed(status: str, count: int, *, minutes_ago: int = 5) -> None:
-    at = timezone.now() - timedelta(minutes=minutes_ago)
-    for _ in range(count):
-        HealingActionFactory(
-            recovery_status=status,
-            claim_token=None,
-            lease_expires_at=None,
-            completed_at=at,
-            skip_reason="RECOVERED" if status == "SKIPPED" else "",
-            error_message="gateway down" if status == "FAILED" else "",
-        )
-
-
-def _open(key: str) -> list[AdminNotification]:
-    return list(AdminNotification.objects.filter(dedup_key=key, resolved_at__isnull=True))
 
 
 # --- Re-notify --------------------------------------------------------------------------
