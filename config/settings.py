@@ -269,8 +269,13 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
 # Healing tasks are short: a small prefetch keeps work spread across workers
 # and limits what a killed worker holds unacknowledged.
 CELERY_WORKER_PREFETCH_MULTIPLIER = env_int("CELERY_WORKER_PREFETCH_MULTIPLIER", 4)
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Task events, for Flower (their cost: docs/BENCHMARK.md, issue 15). The
+# worker's events feed Flower's live view and stay on. The task-sent event
+# only adds Flower's "sent" state before "received" and makes every published
+# heal task a second publish (0.7 ms of the cycle's fan-out per task), so it
+# is off unless asked for.
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_WORKER_SEND_TASK_EVENTS", default=True)
+CELERY_TASK_SEND_SENT_EVENT = env_bool("CELERY_TASK_SEND_SENT_EVENT", default=False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "healing.tasks.heal_order": {"queue": "healing"},
@@ -355,6 +360,8 @@ HEALING_GUARD_MAX_SHARE = env_float("HEALING_GUARD_MAX_SHARE", 0.5)
 HEALING_STARTUP_DELAY_SECONDS = env_int("HEALING_STARTUP_DELAY_SECONDS", 10)
 # Threads publishing a cycle's tasks: sending is bound by broker round trips.
 HEALING_DISPATCH_THREADS = env_int("HEALING_DISPATCH_THREADS", 8)
+# Messages buffered per Redis round trip when a cycle publishes (kombu Producer.batch).
+HEALING_DISPATCH_BATCH = env_int("HEALING_DISPATCH_BATCH", 500)
 HEALING_RUN_ON_WORKER_START = env_bool("HEALING_RUN_ON_WORKER_START", default=True)
 
 # --- Vendor gateway ---------------------------------------------------------

@@ -28,7 +28,8 @@ def test_serialization_limits_events_and_results():
     assert conf.accept_content == ["json"]
     assert conf.task_soft_time_limit < conf.task_time_limit
     assert conf.worker_send_task_events is True
-    assert conf.task_send_sent_event is True
+    # Off by default: a second publish per heal task for Flower's "sent" state.
+    assert conf.task_send_sent_event is False
     assert conf.task_ignore_result is True and conf.result_backend is None
     assert conf.broker_connection_retry_on_startup is True
     assert 1 <= conf.worker_prefetch_multiplier <= 8

@@ -1,0 +1,36 @@
+"""A cycle's fan-out on the real broker (issue 15 item 4): batched publishing
+loses and repeats nothing, whatever the batch size and the number of threads."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+
+from config.celery import app
+from healing.dispatch import healings_dispatch
+from tests.multihost.brokers import broker_flush
+
+pytestmark = pytest.mark.integration
+
+
+def _drain_healing_queue() -> list[tuple[int, str]]:
+    """Every heal task waiting in the healing queue, as (healing id, token)."""
+    found: list[tuple[int, str]] = []
+    with app.connection_for_write() as conn:
+        queue = app.amqp.queues["healing"](conn.default_channel)
+        while (message := queue.get(no_ack=True)) is not None:
+            args, _kwargs, _embed = message.decode()
+            found.append((args[0], args[1]))
+    return found
+
+
+@pytest.mark.parametrize(("batch", "threads"), [(1, 1), (100, 3), (500, 8)])
+def test_every_task_of_a_cycle_reaches_the_queue_exactly_once(settings, batch, threads):
+    settings.HEALING_DISPATCH_BATCH = batch
+    settings.HEALING_DISPATCH_THREADS = threads
+    broker_flush(django_settings.CELERY_BROKER_URL)
+    pairs = [(healing_id, f"token-{healing_id}") for healing_id in range(1, 1302)]
+
+    healings_dispatch(pairs)
+
+    assert sorted(_drain_healing_queue()) == pairs
