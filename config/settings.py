@@ -300,6 +300,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
         "CELERY_VISIBILITY_TIMEOUT",
         int(HEALING_TASK_BACKOFF_MAX + CELERY_TASK_TIME_LIMIT + 3600),
     ),
+    # kombu's default, spelled out: one list per step, step 0 consumed first.
+    # healing.dispatch sends first heals at 6 and re-sends of lost ones at 0.
+    "priority_steps": [0, 3, 6, 9],
 }
 # Celery's Django fix-up closes the connection after every task unless this is
 # set; reusing it is the difference between ~76 and ~300 heals/s per machine.
@@ -346,6 +349,11 @@ HEALING_DISPATCH_LEASE_SECONDS = env_int("HEALING_DISPATCH_LEASE_SECONDS", 600)
 HEALING_SWEEP_SECONDS = env_int("HEALING_SWEEP_SECONDS", 15)
 HEALING_SWEEP_BATCH = env_int("HEALING_SWEEP_BATCH", 500)
 HEALING_SWEEP_MAX_BATCHES = env_int("HEALING_SWEEP_MAX_BATCHES", 20)
+# Each worker reports the heals it holds every HEALING_WORKER_BEAT_SECONDS (in
+# Redis, REDIS_URL); one silent for HEALING_WORKER_DEAD_SECONDS is dead and the
+# sweeper re-sends its healings without waiting for their leases (0: off).
+HEALING_WORKER_BEAT_SECONDS = env_float("HEALING_WORKER_BEAT_SECONDS", 5.0)
+HEALING_WORKER_DEAD_SECONDS = env_float("HEALING_WORKER_DEAD_SECONDS", 20.0)
 # The RUNNING cycle row's heartbeat: refreshed while the cycle works; a row
 # whose heartbeat is older than the stale age is abandoned (its holder died).
 HEALING_CYCLE_HEARTBEAT_SECONDS = env_float("HEALING_CYCLE_HEARTBEAT_SECONDS", 10.0)
