@@ -19,6 +19,7 @@ from django.db.models.functions import TruncDate
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from dashboard import panels as operator_panels
 from healing.detection import stuck_orders_detect
 from healing.models import ISSUE_TYPE_FOR_STATUS, HealingAction, RecoveryStatus
 from healing.reports.kpis import kpi_target, kpis_evaluate, success_rate
@@ -46,13 +47,17 @@ MAX_DAYS = 90
 # The admin changelist filtered to what the dashboard calls open (local-field
 # lookups, which the admin always allows).
 _OPEN = "acknowledged_at__isnull=True&resolved_at__isnull=True"
+# ADMIN and OPERATIONS: the engine's state and what it is about to do.
+OPERATOR_PANELS = frozenset(
+    {"stuck", "notifications", "cycles", "guard", "vendors", "silences", "at_risk"}
+)
 
 
 def panels_for_role(role: str | None) -> frozenset[str]:
     """The panels a role may see; empty for a user without a role."""
     statistics = {"outcomes", "recovery", "success_rate", "kpis"}
     if role in (ADMIN, OPERATIONS):
-        return frozenset(statistics | {"stuck", "notifications", "cycles"})
+        return frozenset(statistics | OPERATOR_PANELS)
     if role is not None:
         return frozenset(statistics)
     return frozenset()
@@ -221,6 +226,7 @@ def last_cycles(*, limit: int = 10) -> list[dict[str, Any]]:
             "escalated": cycle.escalated_now,
             "guard_tripped": cycle.guard_tripped,
             "duration_ms": cycle.duration_ms,
+            "url": reverse("dashboard:cycle", args=[cycle.id]),
         }
         for cycle in _annotated(cycles_list()[:limit])
     ]
@@ -248,4 +254,8 @@ def dashboard_data(
         data["stuck"] = stuck_now(now=now)
         data["notifications"] = open_notifications()
         data["cycles"] = last_cycles()
+        data["guard"] = operator_panels.guard_state()
+        data["vendors"] = operator_panels.vendors_panel(now=now)
+        data["silences"] = operator_panels.silences_panel(now=now)
+        data["at_risk"] = operator_panels.at_risk(now=now)
     return data

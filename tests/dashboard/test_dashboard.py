@@ -16,7 +16,7 @@ from tests.dashboard.conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 
 STATISTICS_PANELS = {"outcomes", "recovery", "success_rate", "kpis"}
-OPERATOR_PANELS = {"stuck", "notifications", "cycles"}
+OPERATOR_PANELS = {"stuck", "notifications", "cycles", "guard", "vendors", "silences", "at_risk"}
 
 
 @pytest.mark.parametrize(

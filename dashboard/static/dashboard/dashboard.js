@@ -142,16 +142,76 @@
     });
   }
 
+  function utc(iso) { return iso ? iso.replace("T", " ").slice(0, 16) : "—"; }
+
   function drawCycles(cycles) {
     const body = document.getElementById("cycle-rows");
     body.replaceChildren();
     cycles.forEach((c) => {
-      const tr = el("tr");
-      [c.id, c.started_at.replace("T", " ").slice(0, 19), c.trigger, c.status, c.detected, c.healed,
-       c.failed, c.skipped, c.escalated, c.duration_ms === null ? "" : Math.round(c.duration_ms)]
-        .forEach((v, i) => tr.append(el("td", i >= 4 ? { class: "num" } : {}, v)));
+      const tr = el("tr", { "data-cycle": c.id, class: c.guard_tripped ? "guard-row" : null });
+      const id = el("td");
+      id.append(c.url ? el("a", { href: c.url }, c.id) : document.createTextNode(c.id));
+      tr.append(id);
+      [c.started_at.replace("T", " ").slice(0, 19), c.trigger, c.status, c.guard_tripped ? "tripped" : "—",
+       c.detected, c.healed, c.failed, c.skipped, c.escalated, c.duration_ms === null ? "" : Math.round(c.duration_ms)]
+        .forEach((v, i) => tr.append(el("td", i >= 4 ? { class: "num" } : i === 3 ? { class: "guard-cell" } : {}, v)));
       body.append(tr);
     });
+  }
+
+  function drawGuard(guard) {
+    const banner = document.getElementById("guard-banner");
+    if (!banner) return;
+    banner.hidden = !guard.tripped;
+    banner.dataset.tripped = String(guard.tripped);
+    if (!guard.tripped) { banner.replaceChildren(); return; }
+    const paused = guard.paused.join(", ").replace(/, ([^,]*)$/, " and $1");
+    const text = paused.charAt(0).toUpperCase() + paused.slice(1) + " are paused since " + utc(guard.since) +
+      " UTC, " + guard.held + " order" + (guard.held === 1 ? "" : "s") + " held. " + guard.stuck + " of " +
+      guard.open_orders + " open orders were stuck in the last cycle: check the vendor gateway. Workflow retries continue.";
+    banner.replaceChildren(el("strong", {}, "Blast-radius guard tripped. "), document.createTextNode(text + " "),
+      el("a", { href: guard.cycle_url }, "cycle " + guard.cycle_id));
+  }
+
+  function rows(bodyId, items, cells, attrs) {
+    const body = document.getElementById(bodyId);
+    if (!body) return;
+    body.replaceChildren();
+    items.forEach((item) => {
+      const tr = el("tr", attrs ? attrs(item) : {});
+      cells(item).forEach(([value, cls, href]) => {
+        const td = el("td", cls ? { class: cls } : {});
+        td.append(href ? el("a", { href: href }, value) : document.createTextNode(value === null || value === undefined ? "" : String(value)));
+        tr.append(td);
+      });
+      body.append(tr);
+    });
+  }
+
+  function drawAtRisk(risk) {
+    document.getElementById("at-risk-total").textContent = (risk.truncated ? "≥ " : "") + risk.total + " orders";
+    document.getElementById("at-risk-note").textContent = "Open orders past " + risk.share_percent +
+      " % of their rule's threshold, not stuck yet: act before the healer has to.";
+    rows("at-risk-status", risk.by_status, (r) => [[r.status], [r.count, "num"]]);
+    rows("at-risk-vendor", risk.by_vendor, (r) => [[r.vendor], [r.count, "num"]]);
+    rows("at-risk-rows", risk.orders, (o) => [[o.number, "", o.url], [o.status], [o.vendor],
+      [o.elapsed_minutes + (o.vendor_time ? " (working)" : ""), "num"], [o.threshold_minutes, "num"], [o.minutes_left, "num"]],
+      (o) => ({ "data-order": o.order_id }));
+  }
+
+  function drawVendors(vendors) {
+    document.getElementById("vendors-note").textContent = vendors.open_circuits + " circuit(s) open · " +
+      vendors.closed_now + " closed now (calendar) · " + vendors.total + " vendors";
+    rows("vendor-rows", vendors.rows, (v) => [[v.name], [v.state_label, "circuit circuit-" + v.state.toLowerCase()],
+      [utc(v.open_since)], [v.failures, "num"], [v.last_error], [v.calendar_open ? "open now" : "closed now"],
+      [v.open_orders, "num"], [v.stuck_orders, "num"], [v.silenced, "num"]],
+      (v) => ({ "data-vendor": v.id, "data-state": v.state, "data-calendar-open": String(v.calendar_open) }));
+  }
+
+  function drawSilences(silences) {
+    document.getElementById("silences-total").textContent = silences.total + " active";
+    rows("silence-rows", silences.rows, (s) => [[s.id], [s.matchers + (s.recurring ? " (weekly window)" : "")],
+      [utc(s.ends_at)], [s.owner], [s.comment], [s.holding, "num"]], (s) => ({ "data-silence": s.id, "data-holding": s.holding }));
   }
 
   function draw(data) {
@@ -161,6 +221,10 @@
     if (data.stuck) drawStuck(data.stuck);
     if (data.notifications) drawNotifications(data.notifications);
     if (data.cycles) drawCycles(data.cycles);
+    if (data.guard) drawGuard(data.guard);
+    if (data.at_risk) drawAtRisk(data.at_risk);
+    if (data.vendors) drawVendors(data.vendors);
+    if (data.silences) drawSilences(data.silences);
     document.getElementById("updated-at").textContent = data.generated_at.replace("T", " ").slice(0, 19) + " UTC";
     root.dataset.generatedAt = data.generated_at;
   }
