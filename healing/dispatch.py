@@ -3,11 +3,27 @@
 The task is looked up in the Celery app's registry by name rather than
 imported, so the engine's writers (cycle, execution) never import
 ``healing.tasks``, which imports them.
+
+A re-send of a lost healing (the sweeper's, a worker-lost rescue, a
+take-over) is *urgent*: published at a higher message priority, so it
+overtakes a backlog of first sends instead of queueing at its tail (issue 16,
+recovery time). Brokers spell priority differently:
+
+- Redis (kombu's emulation): one list per priority step ([0, 3, 6, 9] by
+  default), consumed lowest step first, so 0 is the highest. First sends go
+  at 6, urgent ones at 0. A message without a priority counts as 0.
+- RabbitMQ: higher is higher. Urgent sends carry 9, first sends none (0).
+  It takes effect on a classic queue declared with ``x-max-priority`` or a
+  quorum queue on RabbitMQ 4.0+ (two levels, above 4 is high); otherwise the
+  broker ignores the property. There the loss that matters most (a whole
+  worker's prefetched messages) does not happen: RabbitMQ requeues a dead
+  consumer's unacknowledged messages at once.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Any
 
 from celery import current_app
@@ -15,9 +31,29 @@ from django.conf import settings
 
 HEAL_ORDER = "healing.tasks.heal_order"
 
+# (first send, urgent re-send) message priorities per broker family.
+REDIS_PRIORITIES = (6, 0)
+AMQP_PRIORITIES = (None, 9)
+
 
 def _heal_task() -> Any:
     return current_app.tasks[HEAL_ORDER]
+
+
+@lru_cache(maxsize=8)
+def _priorities(broker_url: str) -> tuple[int | None, int | None]:
+    scheme = broker_url.split("://", 1)[0].lower()
+    if scheme in ("redis", "rediss", "sentinel", "redis+socket"):
+        return REDIS_PRIORITIES
+    if scheme in ("amqp", "amqps", "pyamqp"):
+        return AMQP_PRIORITIES
+    return (None, None)  # the in-process demo's memory transport: one consumer
+
+
+def heal_priority(*, urgent: bool, broker_url: str | None = None) -> int | None:
+    """The message priority of a heal task on this broker (None: no priority)."""
+    url = broker_url if broker_url is not None else _heal_task().app.conf.broker_url
+    return _priorities(str(url or ""))[1 if urgent else 0]
 
 
 def heal_order_send(
@@ -29,25 +65,31 @@ def heal_order_send(
     retries: int = 0,
     producer: Any = None,
     takeover: bool = False,
+    urgent: bool = False,
 ) -> None:
     """One heal task. Flower shows the order, never the claim token (``argsrepr``).
 
     ``takeover``: a redelivered message coming back when the lease it found
-    alive runs out, to take the healing over (once)."""
+    alive runs out, to take the healing over (once); urgent like every
+    re-send (``urgent``: ahead of the queue's first sends)."""
     _heal_task().apply_async(
         args=(healing_id, token),
         kwargs={"takeover": True} if takeover else None,
         countdown=countdown,
         retries=retries,
         producer=producer,
+        priority=heal_priority(urgent=urgent or takeover),
         argsrepr=f"(healing={healing_id}{f', order={order_number}' if order_number else ''})",
     )
 
 
 def healings_dispatch(
-    pairs: list[tuple[int, str]], *, order_numbers: dict[int, str] | None = None
+    pairs: list[tuple[int, str]],
+    *,
+    order_numbers: dict[int, str] | None = None,
+    urgent: bool = False,
 ) -> None:
-    """Send one heal task per (healing id, claim token).
+    """Send one heal task per (healing id, claim token); ``urgent`` for re-sends.
 
     Publishing is bound by broker round trips, not by CPU, so large batches
     are split over a few threads, each reusing one producer and connection
@@ -61,25 +103,40 @@ def healings_dispatch(
         # In-process mode: no broker to open a producer on.
         for healing_id, token in pairs:
             heal_order_send(
-                healing_id=healing_id, token=token, order_number=numbers.get(healing_id, "")
+                healing_id=healing_id,
+                token=token,
+                order_number=numbers.get(healing_id, ""),
+                urgent=urgent,
             )
         return
     threads = max(1, min(settings.HEALING_DISPATCH_THREADS, len(pairs) // 250))
     shares = [pairs[index::threads] for index in range(threads)]
     if threads == 1:
-        _publish(shares[0], numbers)
+        _publish(shares[0], numbers, urgent)
         return
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dispatch") as pool:
-        for future in [pool.submit(_publish, share, numbers) for share in shares]:
+        for future in [pool.submit(_publish, share, numbers, urgent) for share in shares]:
             future.result()
 
 
-def _publish(pairs: list[tuple[int, str]], numbers: dict[int, str]) -> None:
-    with _heal_task().app.producer_or_acquire() as producer:
+def _publish(pairs: list[tuple[int, str]], numbers: dict[int, str], urgent: bool) -> None:
+    """Publish a share of the heal tasks on one producer.
+
+    On Redis, kombu's ``Producer.batch`` buffers the LPUSHes (and task-sent
+    events) in a pipeline, one round trip per ``HEALING_DISPATCH_BATCH``
+    messages instead of one each; other transports publish at once. A batch
+    that fails midway raises and leaves its rows to their dispatch lease,
+    which the sweeper re-sends (invariant 7).
+    """
+    with (
+        _heal_task().app.producer_or_acquire() as producer,
+        producer.batch(max_size=settings.HEALING_DISPATCH_BATCH),
+    ):
         for healing_id, token in pairs:
             heal_order_send(
                 healing_id=healing_id,
                 token=token,
                 order_number=numbers.get(healing_id, ""),
                 producer=producer,
+                urgent=urgent,
             )

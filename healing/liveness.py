@@ -8,16 +8,25 @@
   unusable. Not Django's ``close_old_connections()``: that also closes a
   healthy connection whose autocommit differs, which is every connection
   inside a test's transaction.
+- Each worker's report of the healings it holds, and a liveness key, so the
+  sweeper re-dispatches a dead worker's healings at once (below).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
+import redis
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+from django.conf import settings
 from django.db import connection, connections
 
 logger = logging.getLogger("healing")
@@ -129,3 +138,206 @@ def machinery_state(
     if next_attempt_at is not None:
         return RETRYING
     return QUEUED if recovery_status == "PENDING" else RUNNING
+
+
+# --- Which healings each worker holds (issue 16: a whole worker's death) -----------
+#
+# A worker SIGKILLed as a whole takes its prefetched messages with it: on Redis
+# they stay unacknowledged until the visibility timeout (an hour), and the
+# healings they carry wait for their queue-wait lease (10 minutes). So every
+# worker's main process reports, every HEALING_WORKER_BEAT_SECONDS, the heal
+# tasks it holds (running and prefetched) and refreshes a liveness key that
+# expires HEALING_WORKER_DEAD_SECONDS after its last beat. The sweeper treats
+# the healings of a worker whose key expired as lost at once. Off without
+# REDIS_URL (the single-process demo). A worker shutting down (SIGTERM) drops
+# its report first: its running heals finish under their leases and Celery
+# hands its prefetched messages back to the broker.
+
+WORKERS_KEY = "healing:workers"  # hash: worker id -> JSON [[healing id, token, started]]
+ALIVE_KEY = "healing:worker-alive:"  # + worker id; expires when the worker stops beating
+
+Held = tuple[int, str, float | None]  # healing id, token it was sent with, started (epoch)
+
+_beat_state: dict[str, Any] = {"worker": None, "stopped": False}
+
+
+def _redis(*, fresh: bool = False) -> Any:
+    """The Redis of REDIS_URL, or None. ``fresh``: a client of its own (a
+    signal handler must not share a connection the interrupted code may hold)."""
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return None
+    if fresh:
+        return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    client = _beat_state.get("client")
+    if client is None:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        _beat_state["client"] = client
+    return client
+
+
+def worker_held(requests: Iterable[Any], *, task_name: str) -> list[Held]:
+    """The (healing id, token, started) of each ``task_name`` request."""
+    held: list[Held] = []
+    for request in requests:
+        args: tuple[Any, ...] = tuple(request.args or ())
+        if request.name != task_name or len(args) < 2:
+            continue
+        held.append((int(args[0]), str(args[1]), request.time_start))
+    return held
+
+
+def _worker_beat() -> None:
+    worker, client = _beat_state["worker"], _redis()
+    if worker is None or client is None or _beat_state["stopped"]:
+        return
+    from celery.worker import state
+
+    from healing.dispatch import HEAL_ORDER
+
+    try:
+        requests = [*state.active_requests, *state.reserved_requests]
+    except RuntimeError:  # changed size while copied (a pool without the event loop)
+        return
+    held = worker_held(requests, task_name=HEAL_ORDER)
+    try:
+        with client.pipeline() as pipe:
+            pipe.hset(WORKERS_KEY, worker, json.dumps(held))
+            pipe.set(ALIVE_KEY + worker, 1, px=int(settings.HEALING_WORKER_DEAD_SECONDS * 1000))
+            pipe.execute()
+    except redis.RedisError:
+        logger.warning("worker liveness report failed", extra={"worker": worker}, exc_info=True)
+
+
+@worker_ready.connect
+def _worker_beat_start(sender: Any = None, **kwargs: Any) -> None:
+    """In the worker's main process once it consumes: beat now and then on its timer."""
+    if _redis() is None or settings.HEALING_WORKER_BEAT_SECONDS <= 0:
+        return
+    _beat_state["worker"] = f"{getattr(sender, 'hostname', 'worker')}:{os.getpid()}"
+    _worker_beat()
+    sender.timer.call_repeatedly(settings.HEALING_WORKER_BEAT_SECONDS, _worker_beat)
+
+
+@worker_shutting_down.connect
+@worker_shutdown.connect
+def _worker_beat_stop(**kwargs: Any) -> None:
+    worker = _beat_state["worker"]
+    _beat_state["stopped"] = True
+    client = _redis(fresh=True)
+    if worker is None or client is None:
+        return
+    try:
+        client.hdel(WORKERS_KEY, worker)
+        client.delete(ALIVE_KEY + worker)
+    except redis.RedisError:
+        logger.warning("worker liveness report not removed", extra={"worker": worker})
+
+
+def workers_lost() -> list[tuple[str, list[Held]]]:
+    """Each worker whose liveness key expired, with the healings it last held."""
+    client = _redis()
+    if client is None:
+        return []
+    reports = client.hgetall(WORKERS_KEY)
+    if not reports:
+        return []
+    names = [name.decode() if isinstance(name, bytes) else str(name) for name in reports]
+    with client.pipeline() as pipe:
+        for name in names:
+            pipe.exists(ALIVE_KEY + name)
+        alive = pipe.execute()
+    lost = []
+    for name, raw, is_alive in zip(names, reports.values(), alive, strict=True):
+        if not is_alive:
+            held = [
+                (int(h), str(t), None if s is None else float(s)) for h, t, s in json.loads(raw)
+            ]
+            lost.append((name, held))
+    return lost
+
+
+def workers_forget(names: Iterable[str]) -> None:
+    """Drop the reports of workers whose healings were re-dispatched."""
+    client, names = _redis(), list(names)
+    if client is not None and names:
+        client.hdel(WORKERS_KEY, *names)
+
+
+def workers_alive_held() -> set[tuple[int, str]]:
+    """(healing id, token) of every heal a live worker reports holding."""
+    client = _redis()
+    if client is None:
+        return set()
+    reports = client.hgetall(WORKERS_KEY)
+    names = [name.decode() if isinstance(name, bytes) else str(name) for name in reports]
+    with client.pipeline() as pipe:
+        for name in names:
+            pipe.exists(ALIVE_KEY + name)
+        alive = pipe.execute()
+    held: set[tuple[int, str]] = set()
+    for raw, is_alive in zip(reports.values(), alive, strict=True):
+        if is_alive:
+            held |= {(int(h), str(t)) for h, t, _ in json.loads(raw)}
+    return held
+
+
+def broker_orphans(*, now: float, min_age: float, task_name: str) -> list[Held]:
+    """Heal messages a Redis broker delivered more than ``min_age`` seconds ago
+    and no live worker reports holding: their consumer died with them.
+
+    Read from kombu's Redis transport, which keeps every delivered and not yet
+    acknowledged message in a hash (``unacked``) with its delivery time in a
+    sorted set (``unacked_index``) until the visibility timeout (an hour)
+    puts it back. A message with an ETA (a retry's countdown) counts from
+    that. "started" is the delivery time: a claim since then is the holder's.
+    Empty on other brokers: RabbitMQ requeues a dead consumer's messages.
+    """
+    url = str(settings.CELERY_BROKER_URL or "")
+    if not url.startswith(("redis://", "rediss://")):
+        return []
+    options: dict[str, Any] = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    index_key = str(options.get("unacked_index_key", "unacked_index"))
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        scored: list[Any] = list(
+            client.zrangebyscore(index_key, "-inf", now - min_age, withscores=True)
+        )
+        tags = [tag for tag, _ in scored]
+        raws: list[Any] = (
+            list(client.hmget(str(options.get("unacked_key", "unacked")), tags)) if tags else []
+        )
+    finally:
+        client.close()
+    scores = [float(score) for _, score in scored]
+    live = workers_alive_held()
+    orphans: list[Held] = []
+    for raw, delivered in zip(raws, scores, strict=True):
+        held = _heal_message(raw, task_name=task_name)
+        if held is None or (held[0], held[1]) in live:
+            continue
+        eta = held[2]
+        if eta is not None and eta > now - min_age:
+            continue
+        orphans.append((held[0], held[1], delivered))
+    return orphans
+
+
+def _heal_message(raw: bytes | str | None, *, task_name: str) -> Held | None:
+    """(healing id, token, ETA epoch or None) of a kombu Redis payload of ``task_name``."""
+    if raw is None:
+        return None
+    try:
+        message = json.loads(raw)[0]
+        headers = message.get("headers") or {}
+        if headers.get("task") != task_name:
+            return None
+        body = message["body"]
+        if (message.get("properties") or {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        eta = headers.get("eta")
+        at = datetime.fromisoformat(eta).timestamp() if eta else None
+        return (int(args[0]), str(args[1]), at)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None

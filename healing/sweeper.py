@@ -8,6 +8,12 @@ detected; the beat task :func:`leases_sweep` calls it every
 ``HEALING_SWEEP_SECONDS`` in bounded batches, so a lost healing waits about
 one lease, not the next detection cycle.
 
+When a healing's holder is known to be dead, nobody waits for its lease
+(:func:`healings_rescue`): a pool child that died under its heal task is
+noticed by the worker's main process (:class:`HealRequest`), a whole worker
+that died by its liveness key running out (``healing.liveness``). Every
+re-send is urgent: it overtakes the queue's backlog (``healing.dispatch``).
+
 Rows are locked with ``FOR UPDATE SKIP LOCKED``: a row some other
 transaction holds (a frozen backend inside its apply transaction, a
 concurrent sweep) is skipped this time, never waited on.
@@ -19,15 +25,26 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
+from billiard.exceptions import WorkerLostError
+from celery.worker.request import Request
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from healing.actions.base import dispatch_lease_deadline
-from healing.dispatch import healings_dispatch
+from healing.dispatch import HEAL_ORDER, healings_dispatch
+from healing.liveness import (
+    Held,
+    broker_orphans,
+    connection_drop_broken,
+    workers_forget,
+    workers_lost,
+)
 from healing.models import ACTIVE_STATUSES, HealingAction, RecoveryStatus
 
 logger = logging.getLogger("healing")
@@ -51,6 +68,39 @@ def leases_redispatch(
         if not wanted:
             return []
         rows = rows.filter(pk__in=wanted)
+    return _tokens_renew(rows, now=now, limit=limit)
+
+
+def healings_rescue(
+    held: Iterable[Held], *, now: datetime, window: float | None = None
+) -> list[tuple[int, str]]:
+    """A new token for each healing a dead holder had, without waiting for its lease.
+
+    ``held``: (healing id, token the holder was sent, when it started the
+    task or None). A healing qualifies while it is active and either still
+    carries that token (the holder never claimed it) or is IN_PROGRESS with
+    a claim made since the holder started (the claim is the dead holder's),
+    within ``window`` seconds of that start when given.
+    Call it inside a transaction and send the pairs after it commits.
+    """
+    match = Q(pk__in=[])
+    for healing_id, token, started in held:
+        mine = Q(claim_token=token)
+        if started is not None:
+            # One second of slack: the holder's clock read its start first.
+            since = datetime.fromtimestamp(started - 1, tz=UTC)
+            claimed = Q(recovery_status=RecoveryStatus.IN_PROGRESS, updated_at__gte=since)
+            if window is not None:
+                claimed &= Q(updated_at__lt=datetime.fromtimestamp(started + window, tz=UTC))
+            mine |= claimed
+        match |= Q(pk=healing_id) & mine
+    rows = HealingAction.objects.filter(match, recovery_status__in=ACTIVE_STATUSES)
+    return _tokens_renew(rows, now=now)
+
+
+def _tokens_renew(
+    rows: QuerySet[HealingAction], *, now: datetime, limit: int | None = None
+) -> list[tuple[int, str]]:
     locked = rows.select_for_update(skip_locked=True).order_by("lease_expires_at", "id")
     if limit is not None:
         locked = locked[:limit]
@@ -59,9 +109,7 @@ def leases_redispatch(
     for healing_id in list(locked.values_list("id", flat=True)):
         token = uuid.uuid4()
         # Locked above, so no wait; the conditions stay for SQLite (no locks).
-        if HealingAction.objects.filter(
-            pk=healing_id, recovery_status__in=ACTIVE_STATUSES, lease_expires_at__lt=now
-        ).update(
+        if rows.filter(pk=healing_id).update(
             recovery_status=RecoveryStatus.PENDING,
             claim_token=token,
             lease_expires_at=lease,
@@ -76,9 +124,10 @@ def leases_redispatch(
 class SweepResult:
     redispatched: int
     batches: int
+    rescued: int = 0  # healings of dead workers, re-sent before their leases ran out
 
     def as_dict(self) -> dict[str, int]:
-        return {"redispatched": self.redispatched, "batches": self.batches}
+        return {"redispatched": self.redispatched, "batches": self.batches, "rescued": self.rescued}
 
 
 def leases_sweep(*, now: datetime | None = None, dispatch: Dispatch | None = None) -> SweepResult:
@@ -88,7 +137,8 @@ def leases_sweep(*, now: datetime | None = None, dispatch: Dispatch | None = Non
     most ``HEALING_SWEEP_MAX_BATCHES`` batches a run; the next run goes on.
     """
     now = now or timezone.now()
-    send = dispatch or healings_dispatch
+    send = dispatch or partial(healings_dispatch, urgent=True)
+    rescued = workers_lost_rescue(now=now, dispatch=send)
     total = batches = 0
     for _ in range(max(settings.HEALING_SWEEP_MAX_BATCHES, 1)):
         with transaction.atomic():
@@ -103,4 +153,88 @@ def leases_sweep(*, now: datetime | None = None, dispatch: Dispatch | None = Non
         logger.info(
             "expired leases re-dispatched", extra={"redispatched": total, "batches": batches}
         )
-    return SweepResult(redispatched=total, batches=batches)
+    return SweepResult(redispatched=total, batches=batches, rescued=rescued)
+
+
+def workers_lost_rescue(*, now: datetime, dispatch: Dispatch) -> int:
+    """Re-dispatch the healings of dead workers, without waiting for their leases.
+
+    Two sources: the last report of each worker whose liveness key expired,
+    and (Redis) the broker's delivered-but-unacknowledged heal messages that
+    have sat longer than the dead age with no live worker holding them, which
+    covers what a worker fetched or started after its last report.
+    """
+    dead_age = settings.HEALING_WORKER_DEAD_SECONDS
+    if dead_age <= 0:
+        return 0
+    lost = workers_lost()
+    held = [entry for _, entries in lost for entry in entries]
+    orphans = broker_orphans(now=now.timestamp(), min_age=dead_age, task_name=HEAL_ORDER)
+    # A claim made later than the dead age after delivery is not the dead
+    # holder's (a live holder reports it; a rescue re-sent it): keep the
+    # window so a message left in the broker is rescued once.
+    held += [(h, t, s) for h, t, s in orphans]
+    if not held:
+        return 0
+    with transaction.atomic():
+        pairs = healings_rescue(held, now=now, window=dead_age)
+        if pairs:
+            transaction.on_commit(partial(dispatch, pairs))
+    workers_forget([worker for worker, _ in lost])
+    if pairs:
+        logger.warning(
+            "lost workers' healings re-dispatched",
+            extra={
+                "workers": [w for w, _ in lost],
+                "orphans": len(orphans),
+                "redispatched": len(pairs),
+            },
+        )
+    return len(pairs)
+
+
+class HealRequest(Request):
+    """``heal_order``'s request in the worker's main process.
+
+    When the pool child running it dies (SIGKILL, the OOM killer), the main
+    process knows its holder is gone: the healing is re-dispatched at once,
+    urgently, instead of after its lease. Celery then requeues the original
+    message as usual (``reject_on_worker_lost``); it finds a stale token.
+    """
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> Any:
+        exc = getattr(exc_info, "exception", None)
+        exc = getattr(exc, "exc", exc)  # ExceptionWithTraceback
+        if isinstance(exc, WorkerLostError) or (
+            isinstance(exc, SystemExit | KeyboardInterrupt)
+            and not (
+                getattr(self, "_already_cancelled", False)
+                or getattr(self, "_already_revoked", False)
+            )
+        ):
+            self._rescue()
+        return super().on_failure(
+            exc_info, send_failed_event=send_failed_event, return_ok=return_ok
+        )
+
+    def _rescue(self) -> None:
+        args: tuple[Any, ...] = tuple(self.args or ())
+        if len(args) < 2:
+            return
+        held = [(int(args[0]), str(args[1]), self.time_start)]
+        try:
+            connection_drop_broken()
+            with transaction.atomic():
+                pairs = healings_rescue(held, now=timezone.now())
+            healings_dispatch(pairs, urgent=True)
+        except Exception:  # the lease still bounds the wait
+            logger.warning(
+                "worker-lost rescue failed", extra={"healing_id": args[0]}, exc_info=True
+            )
+            return
+        if pairs:
+            logger.warning(
+                "pool child lost: its healing re-dispatched", extra={"healing_id": args[0]}
+            )

@@ -24,7 +24,13 @@ from healing.sweeper import leases_sweep as leases_sweep_run
 
 
 @shared_task(
-    bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=None
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,
+    # A pool child lost under it: the healing is re-sent at once (issue 16).
+    Request="healing.sweeper:HealRequest",
 )
 def heal_order(self: Any, healing_id: int, token: str, takeover: bool = False) -> str:
     retries = self.request.retries or 0
