@@ -164,7 +164,12 @@ if DATABASE_URL:
         DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
             f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} "
             f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} "
-            f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+            f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_TIMEOUT_MS} "
+            # JIT compiles a plan whose estimate passes jit_above_cost: on a
+            # stuck-order scan after the clocks moved that was 190 ms of
+            # compiling for a 30 ms query (issue 15). Short OLTP statements
+            # never win it back.
+            f"-c jit={'on' if env_bool('DB_JIT', default=False) else 'off'}"
         )
     if _postgres:
         DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -226,14 +226,19 @@ class Order(models.Model):
         indexes = [
             # Detection: "orders in status S whose clock is older than T" is a
             # range scan of this partial index; finished orders are not in it.
+            # It carries every column detection reads (PostgreSQL INCLUDE), so
+            # the scan never visits the table: stuck orders are rows nobody
+            # wrote for a while, on pages vacuum has marked all-visible.
             models.Index(
-                fields=["status", "stuck_since"],
+                fields=["status", "stuck_since", "id"],
+                include=["number", "vendor_id", "due_at"],
                 name="orders_open_stuck_idx",
                 condition=Q(status__in=OPEN_STATUSES),
             ),
             # Detection of vendor-time orders: "status S and due before now".
             models.Index(
                 fields=["status", "due_at"],
+                include=["stuck_since", "id", "number", "vendor_id"],
                 name="orders_open_due_idx",
                 condition=Q(status__in=OPEN_STATUSES, due_at__isnull=False),
             ),

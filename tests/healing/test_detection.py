@@ -125,3 +125,33 @@ def test_detection_plan_uses_the_partial_index_and_never_scans_orders():
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "orders_open_stuck_idx" in plan, plan
     assert "Seq Scan on orders" not in plan, plan
+
+
+@pytest.mark.parametrize("microsecond", [0, 1, 123456, 999999])
+def test_detection_reports_each_clock_to_the_microsecond(microsecond):
+    """Detection reads clocks as integer microseconds (issue 15); the
+    reported clock is the stored one exactly — the heal's compare-and-set on
+    the episode's clock depends on it — with and without a fraction."""
+    stuck_since = (timezone.now() - timedelta(hours=5)).replace(microsecond=microsecond)
+    order = OrderFactory(status="PENDING", stuck_minutes=300)
+    order.stuck_since = stuck_since
+    order.save(update_fields=["stuck_since"])
+    order.refresh_from_db()
+
+    (row,) = stuck_orders_detect()
+
+    assert row.stuck_since == order.stuck_since == stuck_since
+    assert row.stuck_since.utcoffset() == timedelta(0)
+
+
+def test_detection_lists_orders_oldest_clock_first_within_a_rule():
+    now = timezone.now()
+    newer = OrderFactory(status="PENDING", stuck_minutes=40)
+    oldest = OrderFactory(status="PENDING", stuck_minutes=90)
+    tie_a, tie_b = (OrderFactory(status="PENDING", stuck_minutes=60) for _ in range(2))
+    tie_b.stuck_since = tie_a.stuck_since  # a tie on the clock is broken by id
+    tie_b.save(update_fields=["stuck_since"])
+
+    rows = stuck_orders_detect(now=now)
+
+    assert [row.order_id for row in rows] == [oldest.pk, tie_a.pk, tie_b.pk, newer.pk]
