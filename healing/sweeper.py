@@ -30,6 +30,7 @@ from functools import partial
 from typing import Any
 
 from billiard.exceptions import WorkerLostError
+from celery import Task
 from celery.worker.request import Request
 from django.conf import settings
 from django.db import transaction
@@ -238,3 +239,9 @@ class HealRequest(Request):
             logger.warning(
                 "pool child lost: its healing re-dispatched", extra={"healing_id": args[0]}
             )
+
+
+class HealTask(Task):  # type: ignore[type-arg]
+    """``heal_order``'s base: its requests are :class:`HealRequest`."""
+
+    Request = "healing.sweeper:HealRequest"

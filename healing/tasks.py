@@ -20,6 +20,7 @@ from healing.liveness import connection_drop_broken
 from healing.monitoring import monitoring_run
 from healing.reports.prometheus import scrape_cache_warm
 from healing.reports.rollup import metrics_rollup as metrics_rollup_run
+from healing.sweeper import HealTask
 from healing.sweeper import leases_sweep as leases_sweep_run
 
 
@@ -30,7 +31,7 @@ from healing.sweeper import leases_sweep as leases_sweep_run
     ignore_result=True,
     max_retries=None,
     # A pool child lost under it: the healing is re-sent at once (issue 16).
-    Request="healing.sweeper:HealRequest",
+    base=HealTask,
 )
 def heal_order(self: Any, healing_id: int, token: str, takeover: bool = False) -> str:
     retries = self.request.retries or 0
