@@ -47,7 +47,7 @@ def guard_state() -> dict[str, Any]:
         "-started_at", "-id"
     )
     last = finished.values("id", "started_at", "guard_tripped", "detected", "open_orders").first()
-    paused = sorted(ACTION_WORDS[a] for a in GUARDED_ACTIONS)
+    paused = [word for action, word in ACTION_WORDS.items() if action in GUARDED_ACTIONS]
     if last is None or not last["guard_tripped"]:
         return {"tripped": False, "paused": paused}
     clear = finished.filter(guard_tripped=False, started_at__lt=last["started_at"])

@@ -18,7 +18,7 @@ from dashboard.filters import CycleFilterForm, HealingFilterForm
 from dashboard.words import label, skip_reason_words
 from healing.models import HealingAction, IssueType, RecoveryAction, RecoveryStatus
 from healing.selectors import cycle_get, cycles_list
-from orders.models import ActorType, Order, OrderStatusChange, VendorMessage
+from orders.models import ActorType, Order, OrderStatusChange, Vendor, VendorMessage
 
 PAGE_SIZE = 50
 ORDER_ROWS = 200
@@ -107,11 +107,14 @@ def healings_view(request: HttpRequest, role: str, cycle_id: int | None = None) 
 
 
 def _history(order: Order) -> list[dict[str, Any]]:
-    changes = (
+    changes = list(
         OrderStatusChange.objects.filter(order=order)
         .select_related("actor_user")
         .order_by("created_at", "id")[:ORDER_ROWS]
     )
+    ids = {v for c in changes for v in (c.from_vendor_id, c.to_vendor_id) if v is not None}
+    names: dict[int | None, str] = {None: "—"}
+    names.update(Vendor.objects.filter(pk__in=ids).values_list("id", "name"))
     return [
         {
             "at": change.created_at,
@@ -120,8 +123,8 @@ def _history(order: Order) -> list[dict[str, Any]]:
             "actor": label(ActorType, change.actor_type)
             + (f" ({change.actor_user.get_username()})" if change.actor_user else ""),
             "vendor_change": change.from_vendor_id != change.to_vendor_id,
-            "from_vendor_id": change.from_vendor_id,
-            "to_vendor_id": change.to_vendor_id,
+            "from_vendor": names.get(change.from_vendor_id, f"#{change.from_vendor_id}"),
+            "to_vendor": names.get(change.to_vendor_id, f"#{change.to_vendor_id}"),
             "reason": change.reason,
         }
         for change in changes

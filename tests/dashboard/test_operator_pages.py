@@ -68,7 +68,7 @@ def test_guard_state_says_since_when_and_how_many_orders_are_held():
     assert state["held"] == 2
     assert state["cycle_id"] == cycles[2].pk
     assert (state["stuck"], state["open_orders"]) == (40, 50)
-    assert state["paused"] == ["cancel", "escalate", "reassign"]
+    assert state["paused"] == ["reassign", "cancel", "escalate"]
     # A newer clear cycle lifts it.
     HealingCycleFactory(started_at=now - timedelta(minutes=1), status="FINISHED")
     assert guard_state()["tripped"] is False

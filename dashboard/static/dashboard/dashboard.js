@@ -173,10 +173,15 @@
       el("a", { href: guard.cycle_url }, "cycle " + guard.cycle_id));
   }
 
-  function rows(bodyId, items, cells, attrs) {
+  function rows(bodyId, items, cells, attrs, empty) {
     const body = document.getElementById(bodyId);
     if (!body) return;
     body.replaceChildren();
+    if (!items.length && empty) {
+      const columns = body.closest("table").querySelectorAll("thead th").length;
+      body.append(el("tr", { class: "empty" }));
+      body.lastChild.append(el("td", { colspan: columns, class: "muted" }, empty));
+    }
     items.forEach((item) => {
       const tr = el("tr", attrs ? attrs(item) : {});
       cells(item).forEach(([value, cls, href]) => {
@@ -189,14 +194,15 @@
   }
 
   function drawAtRisk(risk) {
-    document.getElementById("at-risk-total").textContent = (risk.truncated ? "≥ " : "") + risk.total + " orders";
+    document.getElementById("at-risk-total").textContent = (risk.truncated ? "≥ " : "") + risk.total +
+      (risk.total === 1 ? " order" : " orders");
     document.getElementById("at-risk-note").textContent = "Open orders past " + risk.share_percent +
       " % of their rule's threshold, not stuck yet: act before the healer has to.";
     rows("at-risk-status", risk.by_status, (r) => [[r.status], [r.count, "num"]]);
     rows("at-risk-vendor", risk.by_vendor, (r) => [[r.vendor], [r.count, "num"]]);
     rows("at-risk-rows", risk.orders, (o) => [[o.number, "", o.url], [o.status], [o.vendor],
       [o.elapsed_minutes + (o.vendor_time ? " (working)" : ""), "num"], [o.threshold_minutes, "num"], [o.minutes_left, "num"]],
-      (o) => ({ "data-order": o.order_id }));
+      (o) => ({ "data-order": o.order_id }), "No order is close to its threshold.");
   }
 
   function drawVendors(vendors) {
@@ -205,13 +211,15 @@
     rows("vendor-rows", vendors.rows, (v) => [[v.name], [v.state_label, "circuit circuit-" + v.state.toLowerCase()],
       [utc(v.open_since)], [v.failures, "num"], [v.last_error], [v.calendar_open ? "open now" : "closed now"],
       [v.open_orders, "num"], [v.stuck_orders, "num"], [v.silenced, "num"]],
-      (v) => ({ "data-vendor": v.id, "data-state": v.state, "data-calendar-open": String(v.calendar_open) }));
+      (v) => ({ "data-vendor": v.id, "data-state": v.state, "data-calendar-open": String(v.calendar_open) }),
+      "No vendor yet.");
   }
 
   function drawSilences(silences) {
     document.getElementById("silences-total").textContent = silences.total + " active";
     rows("silence-rows", silences.rows, (s) => [[s.id], [s.matchers + (s.recurring ? " (weekly window)" : "")],
-      [utc(s.ends_at)], [s.owner], [s.comment], [s.holding, "num"]], (s) => ({ "data-silence": s.id, "data-holding": s.holding }));
+      [utc(s.ends_at)], [s.owner], [s.comment], [s.holding, "num"]], (s) => ({ "data-silence": s.id, "data-holding": s.holding }),
+      "No silence is active: every stuck order is healed and paged as usual.");
   }
 
   function draw(data) {
