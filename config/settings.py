@@ -363,6 +363,9 @@ HEALING_WORKER_DEAD_SECONDS = env_float("HEALING_WORKER_DEAD_SECONDS", 20.0)
 # whose heartbeat is older than the stale age is abandoned (its holder died).
 HEALING_CYCLE_HEARTBEAT_SECONDS = env_float("HEALING_CYCLE_HEARTBEAT_SECONDS", 10.0)
 HEALING_CYCLE_STALE_SECONDS = env_int("HEALING_CYCLE_STALE_SECONDS", 60)
+# Stuck orders a cycle detects and writes per batch: a long outage's backlog
+# (100k stuck) is never held in memory at once (issue 15).
+HEALING_CYCLE_BATCH = env_int("HEALING_CYCLE_BATCH", 5000)
 # Deploy-safety checks (healing.checks, E001...) a deployment knowingly
 # overrides, e.g. the fault suite's shortened leases.
 SILENCED_SYSTEM_CHECKS = env_list("SILENCED_SYSTEM_CHECKS")

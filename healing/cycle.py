@@ -31,11 +31,11 @@ from healing.detection import (
     StuckOrder,
     expired_active_healings,
     open_orders_count,
-    stuck_orders_detect,
+    stuck_orders_batches,
 )
 from healing.dispatch import healings_dispatch
 from healing.errors import CycleAlreadyRunning
-from healing.guard import guard_holds, guard_report, guard_trips
+from healing.guard import GUARDED_ACTIONS, guard_report, guard_trips
 from healing.liveness import Heartbeat, heartbeats_enabled
 from healing.models import (
     CycleStatus,
@@ -184,20 +184,20 @@ def _cycle_fail(*, cycle_id: int, error: BaseException) -> None:
 
 @dataclass
 class _Plan:
-    rows: list[HealingAction]
+    """What a cycle found, tallied batch by batch (no backlog held at once)."""
+
     expired: set[int]
-    by_action: dict[str, int]
-    dry_run: int
+    detected: int = 0
+    by_action: dict[str, int] = field(default_factory=dict)
+    dry_run: int = 0
 
 
 def _healing_row(
-    *, item: StuckOrder, cycle: HealingCycle, tripped: bool, lease: datetime, now: datetime
+    *, item: StuckOrder, cycle: HealingCycle, lease: datetime, now: datetime
 ) -> HealingAction:
     status, skip_reason = RecoveryStatus.PENDING, ""
     if item.dry_run:
         status, skip_reason = RecoveryStatus.SKIPPED, SkipReason.DRY_RUN
-    elif guard_holds(action=item.recommended_action, tripped=tripped):
-        status, skip_reason = RecoveryStatus.SKIPPED, SkipReason.GUARD
     pending = status == RecoveryStatus.PENDING
     return HealingAction(
         order_id=item.order_id,
@@ -223,68 +223,103 @@ def _healing_row(
     )
 
 
-def _plan(*, stuck: list[StuckOrder], cycle: HealingCycle, tripped: bool, now: datetime) -> _Plan:
+def _rows_record(*, cycle: HealingCycle, now: datetime) -> _Plan:
+    """Detect and write the cycle's healing rows batch by batch.
+
+    A backlog of 100k stuck orders is written ``HEALING_CYCLE_BATCH`` rows at a
+    time inside the caller's transaction, so neither the stuck orders nor
+    their model rows are all in memory at once. Conflict-safe: an order that
+    got an active healing since detection (an operator's manual heal) keeps
+    that one.
+    """
     lease = dispatch_lease_deadline(now)
     # Every active healing past its lease is re-dispatched, stuck order or not.
-    plan = _Plan(rows=[], expired=set(expired_active_healings(now=now)), by_action={}, dry_run=0)
-    for item in stuck:
-        if item.expired_healing_id is not None:
-            plan.expired.add(item.expired_healing_id)
-            continue
-        plan.dry_run += item.dry_run
-        plan.by_action[item.recommended_action] = plan.by_action.get(item.recommended_action, 0) + 1
-        plan.rows.append(
-            _healing_row(item=item, cycle=cycle, tripped=tripped, lease=lease, now=now)
-        )
-    # Issue 18: orders a silence holds are recorded SKIPPED/SILENCED, not sent.
-    silences_apply(rows=plan.rows, now=now)
+    plan = _Plan(expired=set(expired_active_healings(now=now)))
+    for batch in stuck_orders_batches(now=now, size=settings.HEALING_CYCLE_BATCH):
+        rows = []
+        for item in batch:
+            plan.detected += 1
+            if item.expired_healing_id is not None:
+                plan.expired.add(item.expired_healing_id)
+                continue
+            plan.dry_run += item.dry_run
+            action = item.recommended_action
+            plan.by_action[action] = plan.by_action.get(action, 0) + 1
+            rows.append(_healing_row(item=item, cycle=cycle, lease=lease, now=now))
+        # Issue 18: orders a silence holds are recorded SKIPPED/SILENCED, not sent.
+        silences_apply(rows=rows, now=now)
+        HealingAction.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
     return plan
 
 
+def _guard_hold(*, cycle: HealingCycle, now: datetime) -> int:
+    """A tripped guard: the cycle's rows for the actions it pauses end
+    SKIPPED/GUARD (before a silence: the guard is the louder reason)."""
+    return (
+        HealingAction.objects.filter(cycle=cycle, recovery_action__in=GUARDED_ACTIONS)
+        .filter(
+            Q(recovery_status=RecoveryStatus.PENDING)
+            | Q(recovery_status=RecoveryStatus.SKIPPED, skip_reason=SkipReason.SILENCED)
+        )
+        .update(
+            recovery_status=RecoveryStatus.SKIPPED,
+            skip_reason=SkipReason.GUARD,
+            silence=None,
+            completed_at=now,
+            recovery_duration_seconds=0.0,
+            claim_token=None,
+            lease_expires_at=None,
+        )
+    )
+
+
+def _to_send(*, cycle: HealingCycle) -> tuple[list[tuple[int, str]], dict[int, str]]:
+    """The cycle's PENDING rows as (id, token) pairs, with their order numbers."""
+    pairs: list[tuple[int, str]] = []
+    labels: dict[int, str] = {}
+    created = HealingAction.objects.filter(
+        cycle=cycle, recovery_status=RecoveryStatus.PENDING
+    ).values_list("id", "claim_token", "order__number")
+    for healing_id, token, number in created.iterator(chunk_size=5000):
+        pairs.append((healing_id, str(token)))
+        labels[healing_id] = number
+    return pairs, labels
+
+
 def _cycle_body(*, cycle: HealingCycle, now: datetime, dispatch: Dispatch | None) -> CycleResult:
-    stuck = stuck_orders_detect(now=now)
-    open_count = open_orders_count()
-    tripped = guard_trips(stuck=len(stuck), open_orders=open_count)
-    plan = _plan(stuck=stuck, cycle=cycle, tripped=tripped, now=now)
-    numbers = {item.order_id: item.order_number for item in stuck}
     with transaction.atomic():
-        # Conflict-safe: an order that got an active healing since detection
-        # (an operator's manual heal) keeps that one.
-        HealingAction.objects.bulk_create(plan.rows, batch_size=2000, ignore_conflicts=True)
-        created = HealingAction.objects.filter(
-            cycle=cycle, recovery_status=RecoveryStatus.PENDING
-        ).values_list("id", "claim_token", "order_id")
-        to_send = []
-        labels = {}
-        for healing_id, token, order_id in created:
-            to_send.append((healing_id, str(token)))
-            labels[healing_id] = numbers.get(order_id, "")
+        plan = _rows_record(cycle=cycle, now=now)
+        open_count = open_orders_count()
+        tripped = guard_trips(stuck=plan.detected, open_orders=open_count)
+        if tripped:
+            _guard_hold(cycle=cycle, now=now)
+        to_send, labels = _to_send(cycle=cycle)
         # SKIP LOCKED: a row a frozen backend holds waits for the next sweep.
         redispatched = leases_redispatch(now=now, ids=plan.expired)
         to_send += redispatched
         guard_report(
             tripped=tripped,
             cycle_id=cycle.pk,
-            stuck=len(stuck),
+            stuck=plan.detected,
             open_orders=open_count,
             by_action=plan.by_action,
             now=now,
         )
         HealingCycle.objects.filter(pk=cycle.pk).update(
-            detected=len(stuck),
+            detected=plan.detected,
             dispatched=len(to_send),
             redispatched=len(redispatched),
             open_orders=open_count,
             guard_tripped=tripped,
         )
-        cycle.detected, cycle.guard_tripped = len(stuck), tripped
+        cycle.detected, cycle.guard_tripped = plan.detected, tripped
         send = dispatch or (lambda pairs: healings_dispatch(pairs, order_numbers=labels))
         # Invariant 6: tasks leave only after their rows are committed.
         transaction.on_commit(lambda: send(to_send))
     return CycleResult(
         ran=True,
         cycle_id=cycle.pk,
-        detected=len(stuck),
+        detected=plan.detected,
         dispatched=len(to_send),
         redispatched=len(redispatched),
         guard_tripped=tripped,
