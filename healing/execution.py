@@ -17,6 +17,7 @@ the apply transaction. The success path issues at most 8 statements.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,7 +41,7 @@ from healing.actions.base import (
     lease_deadline,
     still_in_episode,
 )
-from healing.actions.loading import Candidate, healing_load
+from healing.actions.loading import Candidate, ClaimRequest, Loaded, healing_load
 from healing.detection import order_attempts
 from healing.dispatch import heal_order_send
 from healing.errors import ActionNotApplicable, HealingTransientError, NotStuck, StaleClaim
@@ -175,15 +176,24 @@ def healing_execute(
     Raises ``HealingTransientError`` (with the token to retry with) when the
     vendor gateway failed or the chosen vendor filled up meanwhile.
     """
-    loaded = healing_load(healing_id=healing_id)
+    now = timezone.now()
+    request = ClaimRequest(token, uuid.uuid4(), lease_deadline(now), retries, now)
+    loaded = healing_load(healing_id=healing_id, claim=request)
     if loaded is None:
         return Outcome(healing_id, STALE, "no such healing")
     healing, candidate = loaded.healing, loaded.candidate
     if healing.recovery_status not in ACTIVE_STATUSES:
         return Outcome(healing_id, STALE, "claim token is stale or healing already final")
-    now = timezone.now()
     healing.retry_count = retries
-    claim = _claim_for(healing, candidate=candidate, token=token, retries=retries, now=now)
+    if loaded.claimed_token is not None:
+        # PostgreSQL: the load took the claim (whatever the action).
+        claim: Claim | Outcome = Claim(
+            loaded.claimed_token, (RecoveryStatus.IN_PROGRESS,), healing.pk, time.monotonic()
+        )
+    else:
+        claim = _claim_for(
+            healing, candidate=candidate, token=token, retries=retries, now=now, tried=loaded
+        )
     if isinstance(claim, Outcome):
         return claim
     log = {
@@ -217,8 +227,15 @@ def _claim_for(
     token: uuid.UUID | str,
     retries: int,
     now: datetime,
+    tried: Loaded,
 ) -> Claim | Outcome:
-    """The claim this call works under, or the STALE outcome when it has none."""
+    """The claim this call works under, or the STALE outcome when it has none.
+
+    ``tried``: the load, which on PostgreSQL already tried to claim with
+    ``token`` (and lost the row to another task if the token still matched).
+    """
+    if str(healing.claim_token) == str(token) and tried.claim_tried:
+        return Outcome(healing.pk, STALE, "claim token is stale or healing already final")
     if str(healing.claim_token) != str(token):
         expired = healing.lease_expires_at is not None and healing.lease_expires_at < now
         taken_over = claim_take_over(healing=healing, retries=retries, now=now) if expired else None

@@ -26,7 +26,7 @@ from django.db import connection, models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from healing.models import HealingAction, RecoveryAction
+from healing.models import ACTIVE_STATUSES, HealingAction, RecoveryAction, RecoveryStatus
 from orders.health import CircuitView
 from orders.models import CircuitState, Order, Vendor, VendorAssignment, VendorCircuit
 
@@ -48,8 +48,13 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Loaded:
+    """The loaded rows; ``claimed_token`` is set when the load also took the
+    claim (PostgreSQL: one statement, see :func:`healing_load`)."""
+
     healing: HealingAction
     candidate: Candidate | None
+    claimed_token: uuid.UUID | None = None
+    claim_tried: bool = False
 
 
 Converter = Callable[[Any], Any]
@@ -112,6 +117,7 @@ class _Part:
 @dataclass(frozen=True)
 class _Statement:
     sql: str
+    claiming_sql: str | None
     healing: _Part
     order: _Part
     vendor: _Part
@@ -171,7 +177,40 @@ def _statement(vendor: str) -> _Statement:
         "WHERE h.id = %s"
     )
     return _Statement(
-        sql=sql, healing=healing, order=order, vendor=vendor_part, candidate=candidate_part
+        sql=sql,
+        claiming_sql=None if sqlite else _claiming(sql),
+        healing=healing,
+        order=order,
+        vendor=vendor_part,
+        candidate=candidate_part,
+    )
+
+
+def _claiming(load_sql: str) -> str:
+    """The load with the claim in front of it, one statement (PostgreSQL).
+
+    The claim is ``healing.actions.base.claim_take``'s conditional UPDATE
+    (the token this task was sent with, an active status) as a
+    data-modifying CTE; the SELECT below it reads the rows as they were
+    before the claim (one snapshot), the new token comes back in the last
+    column. ``set_config(..., true)`` turns ``synchronous_commit`` off for
+    this statement's own transaction only: docs/BENCHMARK.md "Heal path,
+    issue 15" says why losing this commit in a server crash is safe.
+    """
+    table = connection.ops.quote_name(HealingAction._meta.db_table)
+    claim = (
+        f"UPDATE {table} SET recovery_status = %s, claim_token = %s, "  # noqa: S608
+        "lease_expires_at = %s, next_attempt_at = NULL, "
+        "recovery_attempted_at = COALESCE(recovery_attempted_at, %s), "
+        "retry_count = %s, updated_at = %s "
+        "WHERE id = %s AND claim_token = %s AND recovery_status IN (%s, %s) "
+        "AND set_config('synchronous_commit', 'off', true) IS NOT NULL "
+        "RETURNING claim_token"
+    )
+    select, _, rest = load_sql.partition(" FROM ")
+    return (
+        f"WITH claimed AS ({claim}) {select}, "  # noqa: S608
+        f"(SELECT claimed.claim_token FROM claimed) FROM {rest}"
     )
 
 
@@ -182,22 +221,65 @@ def _circuit(vendor_id: int, state: Any, failures: Any, retry_at: Any) -> Circui
     return CircuitView(vendor_id, str(state), int(failures or 0), retry)
 
 
-def healing_load(*, healing_id: int) -> Loaded | None:
-    """The healing with its order (and vendor) attached, and its candidate vendor."""
+@dataclass(frozen=True)
+class ClaimRequest:
+    """Claim the healing in the load statement, where the database can
+    (PostgreSQL): swap ``token`` for ``new_token``, lease until ``lease``."""
+
+    token: uuid.UUID | str
+    new_token: uuid.UUID
+    lease: datetime
+    retries: int
+    now: datetime
+
+
+def _claim_params(claim: ClaimRequest) -> list[Any]:
+    return [
+        RecoveryStatus.IN_PROGRESS.value,
+        claim.new_token,
+        claim.lease,
+        claim.now,
+        claim.retries,
+        claim.now,
+        None,  # the healing id, filled in by the caller
+        str(claim.token),
+        *ACTIVE_STATUSES,
+    ]
+
+
+def _load_row(healing_id: int, claim: ClaimRequest | None) -> tuple[_Statement, Any, bool]:
     statement = _statement(connection.vendor)
+    params: list[Any] = [
+        RecoveryAction.REASSIGN_VENDOR.value,
+        CircuitState.CLOSED.value,
+        timezone.now(),
+        healing_id,
+    ]
+    sql, claiming = statement.sql, claim is not None and statement.claiming_sql is not None
+    if claiming:
+        assert claim is not None and statement.claiming_sql is not None
+        claim_params = _claim_params(claim)
+        claim_params[6] = healing_id
+        sql, params = statement.claiming_sql, claim_params + params
     with connection.cursor() as cursor:
-        cursor.execute(
-            statement.sql,
-            [
-                RecoveryAction.REASSIGN_VENDOR.value,
-                CircuitState.CLOSED.value,
-                timezone.now(),
-                healing_id,
-            ],
-        )
-        row = cursor.fetchone()
+        cursor.execute(sql, params)
+        return statement, cursor.fetchone(), claiming
+
+
+def healing_load(*, healing_id: int, claim: ClaimRequest | None = None) -> Loaded | None:
+    """The healing with its order (and vendor) attached, and its candidate vendor.
+
+    With ``claim``, on PostgreSQL the same statement also takes the claim
+    (``Loaded.claimed_token``); elsewhere the caller claims on its own.
+    """
+    statement, row, claiming = _load_row(healing_id, claim)
     if row is None:
         return None
+    claimed_token = None
+    if claiming:
+        claimed_token, row = row[-1], row[:-1]
+        if claimed_token is not None and not isinstance(claimed_token, uuid.UUID):
+            claimed_token = uuid.UUID(str(claimed_token))
     healing = statement.healing.instance(row)
     order = statement.order.instance(row)
     order.vendor = statement.vendor.instance(row) if order.vendor_id is not None else None
@@ -219,4 +301,9 @@ def healing_load(*, healing_id: int) -> Loaded | None:
             _circuit(order.vendor.pk, own_state, own_failures, own_retry),
             order.vendor,
         )
-    return Loaded(healing=healing, candidate=candidate)
+    return Loaded(
+        healing=healing,
+        candidate=candidate,
+        claimed_token=claimed_token,
+        claim_tried=claiming,
+    )
