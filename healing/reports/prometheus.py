@@ -63,6 +63,7 @@ from healing.models import (
     RecoveryStatus,
 )
 from healing.reports.measures import recovery_seconds, window_start
+from healing.reports.prometheus_vendors import VendorCircuitCollector
 from healing.reports.statistics import stuck_orders_summary
 from notifications.models import AdminNotification, NotificationType, Severity
 from notifications.selectors import notifications_list
@@ -399,4 +400,5 @@ def _bound(bound: float) -> str:
 def metrics_render() -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HealingCollector())
+    registry.register(VendorCircuitCollector())  # healing.reports.prometheus_vendors
     return generate_latest(registry)

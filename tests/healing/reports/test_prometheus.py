@@ -222,7 +222,7 @@ def test_scrape_query_count_does_not_grow_with_history():
         history(range(31, 400, 7))
         long = warm_scrape_queries()
 
-    assert short == long <= 16
+    assert short == long <= 18  # + 2: the vendor circuits (prometheus_vendors)
     assert HealingAction.objects.count() == 63
 
 
