@@ -13,14 +13,16 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from healing import events
+from healing.actions import sql
 from healing.errors import HealingTransientError, StaleClaim
 from healing.liveness import Heartbeat, heartbeats_enabled
 from healing.models import ACTIVE_STATUSES, HealingAction, RecoveryStatus, SkipReason
@@ -31,7 +33,6 @@ from orders.gateway import (
     OutboundMessage,
     VendorGateway,
 )
-from orders.models import VendorMessage
 
 STALE = "STALE"  # the outcome of a call that found its claim taken and did nothing
 
@@ -140,22 +141,29 @@ def healing_finish(
     admin_notified: bool = False,
 ) -> None:
     """Write the healing's result if this task still holds it; else roll back."""
-    updated = HealingAction.objects.filter(
-        pk=healing.pk, claim_token=claim.token, recovery_status__in=claim.statuses
-    ).update(
-        recovery_status=status,
-        recovery_attempted_at=Coalesce(F("recovery_attempted_at"), now),
-        retry_count=healing.retry_count,
-        skip_reason=skip_reason,
-        error_message=error,
-        completed_at=now,
-        recovery_duration_seconds=max((now - healing.issue_detected_at).total_seconds(), 0.0),
-        resulting_status=resulting_status or healing.order.status,
-        new_vendor_id=new_vendor_id,
-        lease_expires_at=None,
-        admin_notified=admin_notified,
-        updated_at=now,
-    )
+    values = {
+        "recovery_status": status,
+        "retry_count": healing.retry_count,
+        "skip_reason": skip_reason,
+        "error_message": error,
+        "completed_at": now,
+        "recovery_duration_seconds": max((now - healing.issue_detected_at).total_seconds(), 0.0),
+        "resulting_status": resulting_status or healing.order.status,
+        "new_vendor_id": new_vendor_id,
+        "admin_notified": admin_notified,
+        "updated_at": now,
+    }
+    params = [sql.prepared(HealingAction, name, value) for name, value in values.items()]
+    params += [
+        sql.prepared(HealingAction, "recovery_attempted_at", now),
+        healing.pk,
+        sql.prepared(HealingAction, "claim_token", claim.token),
+        *claim.statuses,
+    ]
+    with connection.cursor() as cursor:
+        statement = _finish_sql(connection.vendor, tuple(values), len(claim.statuses))
+        cursor.execute(statement, params)
+        updated = cursor.rowcount
     if not updated:
         raise StaleClaim(f"healing {healing.pk} was taken over")
     # The snapshot a notification takes after this sees the outcome (issue 20).
@@ -163,6 +171,21 @@ def healing_finish(
     healing.skip_reason = skip_reason
     healing.error_message = error
     healing.completed_at = now
+
+
+@cache
+def _finish_sql(vendor: str, names: tuple[str, ...], statuses: int) -> str:
+    """``healing_finish``'s conditional UPDATE (the claim's token and statuses)."""
+    assignments = ", ".join(f"{sql.column(HealingAction, name)} = %s" for name in names)
+    attempted = sql.column(HealingAction, "recovery_attempted_at")
+    return (
+        f"UPDATE {sql.table(HealingAction)} SET {assignments}, "  # noqa: S608
+        f"{attempted} = COALESCE({attempted}, %s), "
+        f"{sql.column(HealingAction, 'lease_expires_at')} = NULL "
+        f"WHERE {sql.column(HealingAction, 'id')} = %s "
+        f"AND {sql.column(HealingAction, 'claim_token')} = %s "
+        f"AND {sql.column(HealingAction, 'recovery_status')} IN ({', '.join(['%s'] * statuses)})"
+    )
 
 
 def still_in_episode(healing: HealingAction) -> bool:
@@ -189,8 +212,7 @@ def messages_record(deliveries: Iterable[Delivery]) -> None:
         if not getattr(delivery, _RECORDED, False):
             rows.append(delivery.as_row())
             object.__setattr__(delivery, _RECORDED, True)
-    if rows:
-        VendorMessage.objects.bulk_create(rows)
+    sql.rows_insert(rows)
 
 
 def gateway_send(*, claim: Claim, gateway: VendorGateway, message: OutboundMessage) -> Delivery:

@@ -1,0 +1,67 @@
+"""The heal path's hot writes as explicit statements, built once per process.
+
+Building and compiling a queryset (``filter().update()``, ``bulk_create``)
+for every heal cost about a third of a heal's CPU (docs/BENCHMARK.md "Heal
+path, issue 15"). These statements take every name from the models (quoted)
+and every value as a parameter prepared by its field
+(``Field.get_db_prep_save``: the same adaptation the ORM applies, so SQLite
+and PostgreSQL both get their types).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from django.db import connection, models
+
+
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field):
+        raise TypeError(f"{model.__name__}.{name} is not a concrete field")
+    return field
+
+
+def column(model: type[models.Model], name: str) -> str:
+    """The quoted column of ``model``'s field ``name``."""
+    return connection.ops.quote_name(str(_field(model, name).column))
+
+
+def table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def prepared(model: type[models.Model], name: str, value: Any) -> Any:
+    """``value`` as the database takes it for ``model``'s field ``name``."""
+    return _field(model, name).get_db_prep_save(value, connection)
+
+
+@cache
+def _insert(model: type[models.Model], vendor: str, rows: int) -> tuple[str, list[Any]]:
+    fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {table(model)} ({columns}) VALUES {', '.join([one] * rows)}"  # noqa: S608
+    return sql, fields
+
+
+def rows_insert(instances: Sequence[models.Model]) -> None:
+    """Insert unsaved instances of one model in one autocommitted statement.
+
+    Unlike ``bulk_create`` it opens no transaction of its own (one INSERT is
+    atomic already: no BEGIN/COMMIT round trip) and sets no primary keys on
+    the instances (the heal path never reads them back).
+    """
+    if not instances:
+        return
+    model = type(instances[0])
+    sql, fields = _insert(model, connection.vendor, len(instances))
+    params = [
+        field.get_db_prep_save(getattr(instance, field.attname), connection)
+        for instance in instances
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
