@@ -71,12 +71,14 @@ def test_bench_prints_every_figure(bench_database_url: str) -> None:
             "--latency-threads=5",
             "--detect-runs=2",
             "--timeout=60",
+            "--backlog-orders=2000",
+            "--backlog-stuck=300",
         ],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=170,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -92,6 +94,9 @@ def test_bench_prints_every_figure(bench_database_url: str) -> None:
     assert 5 <= figures["statements_per_heal"] <= 8
     assert figures["worker_rss_mb_max"] < 1000
     assert figures["time_to_heal_p95_s"] < 60
+    # Statements plus each transaction's BEGIN and COMMIT.
+    assert figures["pg_round_trips_per_heal"] > figures["statements_per_heal"]
+    assert "met?" in done.stdout and "heal_per_s" in done.stdout.split("met?")[1]
 
 
 def test_bench_refuses_without_postgres() -> None:

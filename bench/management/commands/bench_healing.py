@@ -39,13 +39,15 @@ import redis
 from celery.signals import after_task_publish
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 from tqdm import tqdm
 
-from bench import dataset
+from bench import dataset, phases
 from bench.rawsql import raw_heal_all
+from bench.targets import targets_rows
+from bench.whatif_phase import whatif_phase
 from bench.workers import BenchWorker, OutcomeLog, WorkerGroup
 from healing.cycle import healing_cycle_run
 from healing.detection import stuck_orders_detect
@@ -77,6 +79,13 @@ JSON_KEYS = [
     "statements_per_heal",
     "time_to_heal_p95_s",
     "worker_rss_mb_max",
+    "pipeline_vs_sequential",
+    "detect_ms_10m",
+    "detect_ms_calendars",
+    "cycle_100k_s",
+    "cycle_100k_rss_mb",
+    "pg_round_trips_per_heal",
+    "whatif_7d_s",
     "orders",
     "stuck",
     "workers",
@@ -89,6 +98,12 @@ def _positive(value: str) -> int:
     if number < 1:
         raise ValueError
     return number
+
+
+def _detect_at_scale(detect: dict[int, dict[str, Any]], size: int) -> float | None:
+    """The detection median at ``size`` orders, if that scale ran."""
+    found = detect.get(size)
+    return found["p50_ms"] if found else None
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -144,7 +159,7 @@ class Command(BaseCommand):
         parser.add_argument("--detect-runs", type=_positive, default=7)
         parser.add_argument(
             "--scales",
-            default="0.1,3",
+            default="0.1,3,10",
             help="detection also at these multiples of --orders, each in its own database "
             "('' to skip)",
         )
@@ -157,6 +172,20 @@ class Command(BaseCommand):
             help="run even when the database name does not contain 'bench' (it is overwritten)",
         )
         parser.add_argument("--detect-only", action="store_true", help=argparse.SUPPRESS)
+        parser.add_argument(
+            "--backlog-orders",
+            type=_positive,
+            default=500_000,
+            help="the backlog cycle's data set (its own database, seeded once)",
+        )
+        parser.add_argument(
+            "--backlog-stuck",
+            type=_positive,
+            default=100_000,
+            help="stuck orders the backlog cycle finds (a long outage)",
+        )
+        parser.add_argument("--backlog-only", action="store_true", help=argparse.SUPPRESS)
+        parser.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)
 
     # --- Entry ------------------------------------------------------------
 
@@ -168,12 +197,15 @@ class Command(BaseCommand):
         # baseline a little faster than it really is: the speedups err low.
         for name in ("healing", "healing.tasks", "notifications"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._preflight(need_redis=not opts["detect_only"])
+        self._preflight(need_redis=not (opts["detect_only"] or opts["backlog_only"]))
         if dataset.database_ensure(self.db):
             self.log(f"created database {self.db['NAME']}")
         dataset.migrate()
         if opts["detect_only"]:
             self._detect_only()
+            return
+        if opts["backlog_only"]:
+            self._backlog_only()
             return
         self.figures: dict[str, Any] = {}
         self.rows: list[tuple[str, str]] = []
@@ -252,27 +284,46 @@ class Command(BaseCommand):
 
     def _detect_at(self, orders: int) -> dict[str, Any]:
         """Detection in a database of its own at another size (seeded once, then reused)."""
+        stuck = min(self.opts["stuck"], orders)
+        return self._sub_command(
+            suffix=str(orders),
+            args=[
+                "--detect-only",
+                f"--orders={orders}",
+                f"--stuck={stuck}",
+                f"--detect-runs={self.opts['detect_runs']}",
+            ],
+        )
+
+    def _backlog_only(self) -> None:
+        """Seed (``--prepare-only``) or run the backlog cycle, in this process
+        of its own so its peak RSS is the cycle's."""
+        opts = self.opts
+        how = dataset.marketplace_prepare(
+            orders=opts["orders"],
+            stuck=opts["stuck"],
+            seed=opts["seed"],
+            snapshot=True,
+            stdout=self.stderr,
+        )
+        if opts["prepare_only"]:
+            self.stdout.write(json.dumps({"data": how}))
+            return
+        self.stdout.write(json.dumps({"data": how, **phases.backlog_cycle()}))
+
+    def _sub_command(self, *, suffix: str, args: list[str]) -> dict[str, Any]:
+        """``bench_healing`` in another process, on database ``<name>_<suffix>``."""
         db = self.db
         password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
         url = (
             f"postgres://{db.get('USER') or 'postgres'}{password}@{db.get('HOST') or '127.0.0.1'}"
-            f":{db.get('PORT') or 5432}/{db['NAME']}_{orders}"
+            f":{db.get('PORT') or 5432}/{db['NAME']}_{suffix}"
         )
-        stuck = min(self.opts["stuck"], orders)
-        command = [
-            sys.executable,
-            "manage.py",
-            "bench_healing",
-            "--detect-only",
-            f"--orders={orders}",
-            f"--stuck={stuck}",
-            f"--detect-runs={self.opts['detect_runs']}",
-            f"--seed={self.opts['seed']}",
-        ]
+        command = [sys.executable, "manage.py", "bench_healing", f"--seed={self.opts['seed']}"]
         if self.opts["allow_any_database"]:
             command.append("--allow-any-database")
         done = subprocess.run(  # noqa: S603 - our own interpreter and command
-            command,
+            [*command, *args],
             cwd=ROOT,
             env={**os.environ, "DATABASE_URL": url},
             stdout=subprocess.PIPE,
@@ -280,8 +331,14 @@ class Command(BaseCommand):
             check=False,
         )
         if done.returncode != 0:
-            raise CommandError(f"detection at {orders} orders failed (exit {done.returncode})")
+            raise CommandError(f"bench_healing {' '.join(args)} failed (exit {done.returncode})")
         return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def _backlog_at(self) -> dict[str, Any]:
+        orders, stuck = self.opts["backlog_orders"], self.opts["backlog_stuck"]
+        size = [f"--orders={orders}", f"--stuck={min(stuck, orders)}", "--backlog-only"]
+        self._sub_command(suffix="backlog", args=[*size, "--prepare-only"])
+        return self._sub_command(suffix="backlog", args=size)
 
     # --- Phases -----------------------------------------------------------
 
@@ -312,6 +369,18 @@ class Command(BaseCommand):
         dataset.snapshot_restore()
         self._phase_latency([item.order_id for item in detected])
         dataset.snapshot_restore()
+
+        self.log("detection with a quarter of the vendors on a calendar (vendor time)")
+        self.figures["calendars"] = phases.calendars_detect(
+            detect=lambda: self._detect(opts["detect_runs"])
+        )
+        self.log("what-if replay of the rules over 7 days of history")
+        self.figures["whatif"] = whatif_phase(days=7, runs=1)
+        self.log(
+            f"backlog: one cycle finding {opts['backlog_stuck']:,} stuck orders "
+            f"of {opts['backlog_orders']:,} (own database; seeded once, then reused)"
+        )
+        self.figures["backlog"] = self._backlog_at()
 
         for scale in [s for s in opts["scales"].split(",") if s.strip()]:
             size = max(int(orders * float(scale)), stuck)
@@ -469,9 +538,21 @@ class Command(BaseCommand):
         executed = 0
         outcomes: dict[str, int] = {}
 
+        transactions = 0
+        open_transaction = [False]
+
+        def committed() -> None:
+            nonlocal transactions
+            transactions += 1
+            open_transaction[0] = False
+
         def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
             nonlocal statements
             statements += 1
+            # One on_commit hook per transaction counts its commit.
+            if connection.in_atomic_block and not open_transaction[0]:
+                open_transaction[0] = True
+                transaction.on_commit(committed)
             return execute(sql, params, many, context)
 
         def inline(pairs: list[tuple[int, str]]) -> None:
@@ -508,6 +589,10 @@ class Command(BaseCommand):
             "statements": statements,
             "statements_per_heal": statements / executed if executed else 0.0,
             "statements_max": most,
+            "transactions": transactions,
+            # Every statement is a round trip, and every transaction adds
+            # two: psycopg's BEGIN before its first statement, and COMMIT.
+            "round_trips_per_heal": (statements + 2 * transactions) / executed if executed else 0.0,
         }
 
     def _phase_sequential(self) -> None:
@@ -558,13 +643,12 @@ class Command(BaseCommand):
         f = self.figures
         orders = opts["orders"]
         main = f["detect"][orders]
-        big = f["detect"].get(max(f["detect"]))
         pipeline, raw, seq, lat = f["pipeline"], f["raw_sql"], f["sequential"], f["latency"]
         rss = pipeline["rss_mb"]
         summary = {
             "detect_ms_p50": main["p50_ms"],
             "detect_ms_max": main["max_ms"],
-            "detect_ms_3m": big["p50_ms"] if max(f["detect"]) > orders else None,
+            "detect_ms_3m": _detect_at_scale(f["detect"], orders * 3),
             "dispatch_s": round(pipeline["cycle_to_sent_s"], 3),
             "heal_per_s": round(pipeline["heal_per_s"], 1),
             "raw_sql_per_s": round(raw["per_s"], 1),
@@ -578,6 +662,13 @@ class Command(BaseCommand):
             "statements_per_heal": round(seq["statements_per_heal"], 2),
             "time_to_heal_p95_s": round(pipeline["to_outcome_p95_s"], 3),
             "worker_rss_mb_max": round(max(rss.values()), 1) if rss else None,
+            "pipeline_vs_sequential": round(seq["seconds"] / pipeline["pipeline_s"], 2),
+            "detect_ms_10m": _detect_at_scale(f["detect"], orders * 10),
+            "detect_ms_calendars": f["calendars"]["p50_ms"],
+            "cycle_100k_s": f["backlog"]["seconds"],
+            "cycle_100k_rss_mb": f["backlog"]["peak_rss_mb"],
+            "pg_round_trips_per_heal": round(seq["round_trips_per_heal"], 2),
+            "whatif_7d_s": f["whatif"]["whatif_7d_s"],
             "orders": orders,
             "stuck": opts["stuck"],
             "workers": opts["workers"],
@@ -644,10 +735,36 @@ class Command(BaseCommand):
                 ", ".join(f"{mb:.0f}" for mb in sorted(pipeline["rss_mb"].values())) + " MB",
             ),
         ]
+        cal, backlog, whatif = f["calendars"], f["backlog"], f["whatif"]
+        rows += [
+            (
+                "detection, 1/4 of vendors on a calendar",
+                f"p50 {cal['p50_ms']:.1f} ms ({cal['orders_with_due_at']:,} orders with a due "
+                f"time; recompute {cal['recompute_s']:.1f} s)",
+            ),
+            (
+                "backlog cycle (detect + write, no send)",
+                f"{backlog['detected']:,} stuck in {backlog['seconds']:.1f} s, "
+                f"peak RSS {backlog['peak_rss_mb']:.0f} MB",
+            ),
+            (
+                "what-if replay, 7 days",
+                f"{whatif['whatif_7d_s']:.2f} s over {whatif['whatif_history_rows']:,} "
+                "history rows",
+            ),
+            (
+                "round trips per healing",
+                f"{seq['round_trips_per_heal']:.2f} (statements + BEGIN/COMMIT of "
+                f"{seq['transactions']:,} transactions)",
+            ),
+        ]
         width = max(len(label) for label, _ in rows)
         self.stdout.write("")
         for label, value in rows:
             self.stdout.write(f"{label.ljust(width)}  {value}")
+        self.stdout.write("")
+        for line in targets_rows(summary):
+            self.stdout.write(line)
         if self.opts["json_out"]:
             Path(self.opts["json_out"]).write_text(
                 json.dumps({"summary": summary, "figures": f}, indent=2, default=str)
