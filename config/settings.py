@@ -484,6 +484,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "notifications.tasks.notifications_sweep",
         "every_seconds": NOTIFICATION_SWEEP_INTERVAL_SECONDS,
     },
+    # Expired Idempotency-Keys (orders.idempotency) are deleted hourly.
+    "idempotency keys purge": {
+        "task": "orders.tasks.idempotency_keys_purge",
+        "every_seconds": 3600,
+    },
 }
 for _name, _job in BEAT_SCHEDULE.items():
     if _job["every_seconds"] < 1:

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
+from orders import idempotency
 from orders.gateway import DeliveryFailed, DeliveryRejected, OutboundMessage, get_gateway
 from orders.models import Order, VendorMessage
 
@@ -45,3 +46,9 @@ def vendor_message_send(self: Any, order_id: int, vendor_id: int, kind: str) -> 
         raise
     VendorMessage.objects.bulk_create([delivery.as_row()])
     return delivery.status
+
+
+@shared_task
+def idempotency_keys_purge() -> int:
+    """Delete expired Idempotency-Keys (hourly, ``BEAT_SCHEDULE``); how many went."""
+    return idempotency.idempotency_keys_purge()
