@@ -350,6 +350,13 @@ HEALING_LEASE_RENEW_SECONDS = env_float(
 # A dispatched healing no task has claimed yet waits in the queue: its lease
 # covers the queue's drain time at a backlog, or queued tasks get re-sent.
 HEALING_DISPATCH_LEASE_SECONDS = env_int("HEALING_DISPATCH_LEASE_SECONDS", 600)
+# Reassignment (issue 15 H5): at most this many offers to one vendor per
+# minute (issue 18; 0: no limit), and each healing picks among the best
+# HEALING_REASSIGN_SPREAD candidates by its id (issue 16; 1: always the best),
+# so concurrent reassignments do not all queue on one vendor's row.
+HEALING_VENDOR_OFFERS_PER_MINUTE = env_int("HEALING_VENDOR_OFFERS_PER_MINUTE", 0)
+HEALING_REASSIGN_SPREAD = env_int("HEALING_REASSIGN_SPREAD", 1)
+HEALING_TASK_EVENTS = env_bool("HEALING_TASK_EVENTS", default=True)
 # The lease sweeper (beat): expired leases re-dispatched between cycles.
 HEALING_SWEEP_SECONDS = env_int("HEALING_SWEEP_SECONDS", 15)
 HEALING_SWEEP_BATCH = env_int("HEALING_SWEEP_BATCH", 500)
@@ -588,6 +595,11 @@ LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
 LOGGING = build_logging(debug=LOG_FORMAT == "plain", level=LOG_LEVEL, log_dir=LOG_DIR)
+# Celery's two INFO lines per task ("received", "succeeded in"): off with
+# CELERY_TASK_INFO_LOGS=false (warnings and errors still log; issue 15).
+if not env_bool("CELERY_TASK_INFO_LOGS", default=True):
+    for _celery_logger in ("celery.app.trace", "celery.worker.strategy"):
+        LOGGING.setdefault("loggers", {})[_celery_logger] = {"level": "WARNING"}
 
 # --- Metrics (Prometheus /metrics) ------------------------------------------
 

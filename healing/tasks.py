@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from healing.cycle import cycles_refresh_pending, healing_cycle_run
@@ -32,6 +33,10 @@ from healing.sweeper import leases_sweep as leases_sweep_run
     max_retries=None,
     # A pool child lost under it: the healing is re-sent at once (issue 16).
     base=HealTask,
+    # Task events (received/started/succeeded: three broker publishes a heal)
+    # for Flower's task views; HEALING_TASK_EVENTS=false drops them for this
+    # task only (Flower keeps workers and every other task; issue 15).
+    send_events=settings.HEALING_TASK_EVENTS,
 )
 def heal_order(self: Any, healing_id: int, token: str, takeover: bool = False) -> str:
     retries = self.request.retries or 0

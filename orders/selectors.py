@@ -2,32 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from orders.models import (
     OPEN_STATUSES,
     CreditAccount,
     CreditEntry,
+    MessageKind,
     Order,
     OrderStatusChange,
     Vendor,
     VendorAssignment,
     VendorCircuit,
+    VendorMessage,
 )
 
 
-def vendor_candidates(*, order_id: int | OuterRef, now: datetime | None = None) -> QuerySet[Vendor]:
+def vendor_candidates(
+    *, order_id: int | OuterRef, now: datetime | None = None, offers_per_minute: int = 0
+) -> QuerySet[Vendor]:
     """Active vendors with free capacity that never had the order, best first.
 
     Ranked by acceptance rate, then by free capacity, then by id so the choice
     is deterministic. ``order_id`` may be an ``OuterRef`` so the healing load
-    can fetch its candidate in the same statement.
+    can fetch its candidate in the same statement. ``offers_per_minute`` > 0
+    leaves out a vendor that had that many offers in the last minute (issue
+    18: a recovering vendor is not flooded).
     """
+    now = now or timezone.now()
     # Inside a subquery an outer reference must reach one level further out.
     order_ref = OuterRef(order_id) if isinstance(order_id, OuterRef) else order_id
     had_order = VendorAssignment.objects.filter(order_id=order_ref, vendor_id=OuterRef("pk"))
@@ -36,18 +44,41 @@ def vendor_candidates(*, order_id: int | OuterRef, now: datetime | None = None) 
     blocked = (
         VendorCircuit.objects.filter(vendor_id=OuterRef("pk"))
         .exclude(state="CLOSED")
-        .filter(Q(retry_at__isnull=True) | Q(retry_at__gt=now or timezone.now()))
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__gt=now))
     )
-    return (
+    vendors = (
         Vendor.objects.filter(is_active=True, open_orders__lt=F("capacity"))
         .exclude(Exists(had_order))
         .exclude(Exists(blocked))
-        .order_by("-acceptance_rate", "open_orders", "id")
     )
+    if offers_per_minute > 0:
+        recent = (
+            VendorMessage.objects.filter(
+                vendor_id=OuterRef("pk"),
+                kind=MessageKind.OFFER,
+                created_at__gt=now - timedelta(minutes=1),
+            )
+            .order_by()
+            .values("vendor_id")
+            .annotate(offers=Count("pk"))
+            .values("offers")
+        )
+        vendors = vendors.alias(recent_offers=Coalesce(Subquery(recent), 0)).filter(
+            recent_offers__lt=offers_per_minute
+        )
+    return vendors.order_by("-acceptance_rate", "open_orders", "id")
 
 
-def vendor_select(*, order_id: int) -> Vendor | None:
-    return vendor_candidates(order_id=order_id).first()
+def vendor_select(
+    *, order_id: int, offers_per_minute: int = 0, spread: int = 1, spread_key: int = 0
+) -> Vendor | None:
+    """The vendor an order goes to: the ``spread_key mod n``-th of the first
+    ``spread`` candidates (issue 16: concurrent reassignments spread out)."""
+    ranked = vendor_candidates(order_id=order_id, offers_per_minute=offers_per_minute)
+    if spread <= 1:
+        return ranked.first()
+    top = list(ranked[:spread])
+    return top[spread_key % len(top)] if top else None
 
 
 def credit_balance(*, account: CreditAccount) -> Decimal:

@@ -17,18 +17,27 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from healing.models import ACTIVE_STATUSES, HealingAction, RecoveryAction, RecoveryStatus
 from orders.health import CircuitView
-from orders.models import CircuitState, Order, Vendor, VendorAssignment, VendorCircuit
+from orders.models import (
+    CircuitState,
+    MessageKind,
+    Order,
+    Vendor,
+    VendorAssignment,
+    VendorCircuit,
+    VendorMessage,
+)
 
 
 @dataclass(frozen=True)
@@ -140,8 +149,49 @@ def _part(
     return part, columns
 
 
+def _candidate_sql(*, limited: bool, spread: int) -> str:
+    """``orders.selectors.vendor_candidates`` + ``vendor_select``, as SQL.
+
+    Active, free capacity, never had the order, circuit not open and (when
+    ``limited``) fewer offers in the last minute than the limit (issue 18);
+    best acceptance rate, then most free room, then id; the healing picks
+    the ``h.id mod n``-th of the first ``spread`` (issue 16), so concurrent
+    reassignments do not all queue on the best vendor's row.
+    tests/healing/actions/test_loading.py keeps the two in agreement.
+    Names only from the models (quoted); every value is a parameter.
+    """
+    quote = connection.ops.quote_name
+    vendors = quote(Vendor._meta.db_table)
+    assignments = quote(VendorAssignment._meta.db_table)
+    circuits = quote(VendorCircuit._meta.db_table)
+    messages = quote(VendorMessage._meta.db_table)
+    where = (
+        "c2.is_active AND c2.open_orders < c2.capacity "  # noqa: S608
+        f"AND NOT EXISTS (SELECT 1 FROM {assignments} a "
+        "WHERE a.order_id = h.order_id AND a.vendor_id = c2.id) "
+        f"AND NOT EXISTS (SELECT 1 FROM {circuits} x WHERE x.vendor_id = c2.id "
+        "AND x.state <> %s AND (x.retry_at IS NULL OR x.retry_at > %s))"
+    )
+    if limited:
+        # Counting stops at the limit: at most that many index entries a vendor.
+        where += (
+            f" AND (SELECT COUNT(*) FROM (SELECT 1 FROM {messages} m "  # noqa: S608
+            "WHERE m.vendor_id = c2.id AND m.kind = %s AND m.created_at > %s LIMIT %s) q) < %s"
+        )
+    ranking = "acceptance_rate DESC, {0}open_orders ASC, {0}id ASC"
+    ranked = f"FROM {vendors} c2 WHERE {where} ORDER BY c2.{ranking.format('c2.')}"
+    if spread <= 1:
+        return f"SELECT c2.id {ranked} LIMIT 1"
+    return (
+        "SELECT t.id FROM (SELECT r.id, "  # noqa: S608
+        f"ROW_NUMBER() OVER (ORDER BY r.{ranking.format('r.')}) - 1 AS rn, COUNT(*) OVER () AS n "
+        f"FROM (SELECT c2.id, c2.acceptance_rate, c2.open_orders {ranked} LIMIT {int(spread)}) r"
+        ") t WHERE t.rn = h.id %% t.n"  # %% is the modulo operator (parameter style)
+    )
+
+
 @cache
-def _statement(vendor: str) -> _Statement:
+def _statement(vendor: str, limited: bool = False, spread: int = 1) -> _Statement:
     """The load statement for a database vendor; every name comes from the models."""
     sqlite = vendor == "sqlite"
     quote = connection.ops.quote_name
@@ -150,20 +200,8 @@ def _statement(vendor: str) -> _Statement:
     vendor_part, v_cols = _part(Vendor, "v", order.end, sqlite)
     candidate_part, c_cols = _part(Vendor, "c", vendor_part.end, sqlite)
     vendors = quote(Vendor._meta.db_table)
-    assignments = quote(VendorAssignment._meta.db_table)
     circuits = quote(VendorCircuit._meta.db_table)
-    # orders.selectors.vendor_candidates, as SQL: active, free capacity, never
-    # had the order; best acceptance rate, then most free room, then id.
-    # tests/healing/actions/test_loading.py keeps the two in agreement.
-    # Names only from the models (quoted); every value is a parameter.
-    candidate = (
-        f"SELECT c2.id FROM {vendors} c2 WHERE c2.is_active AND c2.open_orders < c2.capacity "  # noqa: S608
-        f"AND NOT EXISTS (SELECT 1 FROM {assignments} a "
-        "WHERE a.order_id = h.order_id AND a.vendor_id = c2.id) "
-        f"AND NOT EXISTS (SELECT 1 FROM {circuits} x WHERE x.vendor_id = c2.id "
-        "AND x.state <> %s AND (x.retry_at IS NULL OR x.retry_at > %s)) "
-        "ORDER BY c2.acceptance_rate DESC, c2.open_orders ASC, c2.id ASC LIMIT 1"
-    )
+    candidate = _candidate_sql(limited=limited, spread=spread)
     # The circuit of the order's vendor (vc) and of the candidate (cc).
     circuit_cols = "vc.state, vc.failures, vc.retry_at, cc.state, cc.failures, cc.retry_at"
     sql = (
@@ -248,13 +286,15 @@ def _claim_params(claim: ClaimRequest) -> list[Any]:
 
 
 def _load_row(healing_id: int, claim: ClaimRequest | None) -> tuple[_Statement, Any, bool]:
-    statement = _statement(connection.vendor)
-    params: list[Any] = [
-        RecoveryAction.REASSIGN_VENDOR.value,
-        CircuitState.CLOSED.value,
-        timezone.now(),
-        healing_id,
-    ]
+    limit = max(int(settings.HEALING_VENDOR_OFFERS_PER_MINUTE), 0)
+    statement = _statement(
+        connection.vendor, limit > 0, max(int(settings.HEALING_REASSIGN_SPREAD), 1)
+    )
+    now = timezone.now()
+    params: list[Any] = [RecoveryAction.REASSIGN_VENDOR.value, CircuitState.CLOSED.value, now]
+    if limit:
+        params += [MessageKind.OFFER.value, now - timedelta(minutes=1), limit, limit]
+    params.append(healing_id)
     sql, claiming = statement.sql, claim is not None and statement.claiming_sql is not None
     if claiming:
         assert claim is not None and statement.claiming_sql is not None

@@ -68,3 +68,41 @@ def test_no_candidate_unless_the_action_reassigns():
     loaded = healing_load(healing_id=healing.pk)
 
     assert loaded is not None and loaded.candidate is None
+
+
+@pytest.mark.parametrize("spread", [1, 3])
+def test_candidate_with_offer_limit_and_spread_is_vendor_selects(spread, settings):
+    """The offer limit (issue 18) and the spread over the top candidates (issue
+    16) rank the same in the load statement and in orders.selectors."""
+    from django.utils import timezone
+
+    from orders.models import VendorMessage
+
+    settings.HEALING_VENDOR_OFFERS_PER_MINUTE = 2
+    settings.HEALING_REASSIGN_SPREAD = spread
+    old = VendorFactory(acceptance_rate=0.1)
+    at_limit = VendorFactory(acceptance_rate=0.99)
+    for _ in range(2):
+        VendorMessage.objects.create(
+            order=OrderFactory(vendor=old),
+            vendor=at_limit,
+            kind="OFFER",
+            status="SENT",
+            backend="scripted",
+            created_at=timezone.now(),
+        )
+    ranked = [VendorFactory(acceptance_rate=rate) for rate in (0.9, 0.8, 0.7, 0.6)]
+    picked = set()
+    for _ in range(4):
+        order = OrderFactory(status="PENDING", stuck_minutes=45, vendor=old)
+        healing = initiate(order, "REASSIGN_VENDOR")
+
+        loaded = healing_load(healing_id=healing.pk)
+
+        expected = vendor_select(
+            order_id=order.pk, offers_per_minute=2, spread=spread, spread_key=healing.pk
+        )
+        assert loaded is not None and loaded.candidate is not None and expected is not None
+        assert loaded.candidate.vendor_id == expected.pk != at_limit.pk
+        picked.add(expected.pk)
+    assert picked == ({ranked[0].pk} if spread == 1 else {v.pk for v in ranked[:3]})
