@@ -321,13 +321,22 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 # CELERY_QUEUE_TYPE=quorum declares replicated quorum queues instead (RabbitMQ
 # 3.8+, a cluster of 3 to be worth it). Quorum queues refuse global QoS:
 # worker_detect_quorum_queues makes the worker apply the prefetch per consumer,
-# and countdown retries then go through Celery's native delayed delivery.
+# and countdown retries then go through Celery's native delayed delivery, which
+# routes through topic exchanges only (on a direct one a retry would wait in the
+# worker's memory until its ETA). tests/multihost/test_quorum_queues.py.
 CELERY_QUEUE_TYPE = env_str("CELERY_QUEUE_TYPE", "classic")
 if CELERY_QUEUE_TYPE not in ("classic", "quorum"):
     raise ImproperlyConfigured("CELERY_QUEUE_TYPE must be 'classic' or 'quorum'")
 _QUEUE_ARGUMENTS = {"x-queue-type": "quorum"} if CELERY_QUEUE_TYPE == "quorum" else None
+_EXCHANGE_TYPE = "topic" if CELERY_QUEUE_TYPE == "quorum" else "direct"
 CELERY_TASK_QUEUES = tuple(
-    Queue(name, Exchange(name), routing_key=name, durable=True, queue_arguments=_QUEUE_ARGUMENTS)
+    Queue(
+        name,
+        Exchange(name, type=_EXCHANGE_TYPE),
+        routing_key=name,
+        durable=True,
+        queue_arguments=_QUEUE_ARGUMENTS,
+    )
     for name in ("healing", "default")
 )
 CELERY_WORKER_DETECT_QUORUM_QUEUES = True
