@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 
@@ -29,6 +31,7 @@ from healing.models import ACTIVE_STATUSES, FINAL_STATUSES, HealingAction, SkipR
 from orders.models import CreditEntry, Order, OrderStatusChange, Vendor
 from tests.factories import OrderFactory, VendorFactory
 from tests.integration.workers import FAST_ENV, wait_until
+from tests.multihost.brokers import broker_is_rabbitmq
 
 # --- Sizes -----------------------------------------------------------------------
 
@@ -41,6 +44,18 @@ def size(ci: int, full: int) -> int:
 
 
 LEASE_SECONDS = int(FAST_ENV["HEALING_LEASE_SECONDS"])
+
+# make test's third phase runs the suite with RabbitMQ as the broker: its
+# figures lines say so, and the scenarios that need Redis itself skip.
+ON_RABBITMQ = broker_is_rabbitmq(settings.CELERY_BROKER_URL or "")
+
+
+def needs_redis_broker(what: str) -> None:
+    """Skip a scenario that injects its fault into Redis itself (a private
+    redis-server), saying which RabbitMQ scenario covers the same ground."""
+    if ON_RABBITMQ:
+        pytest.skip(f"injects its fault into a private Redis; on RabbitMQ: {what}")
+
 
 # (status, minutes past its default threshold) for a mixed batch of stuck orders.
 STUCK_MIX = (("PENDING", 31), ("CONFIRMED", 61), ("ACCEPTED", 121), ("PROCESSING", 181))
@@ -301,6 +316,7 @@ class Figures:
             f"FIGURES {self.scenario}: orders={self.orders} faults={self.faults} "
             f"lost={self.lost} double_healed={self.double_healed} "
             f"duplicates_absorbed={self.duplicates_absorbed} time_to_heal_p95={p95}"
+            f"{' (RabbitMQ)' if ON_RABBITMQ else ''}"
         )
 
 

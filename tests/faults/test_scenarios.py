@@ -36,6 +36,7 @@ from tests.faults.helpers import (
     in_threads,
     make_stuck_orders,
     make_vendors,
+    needs_redis_broker,
     recover,
     size,
     snapshot_episodes,
@@ -120,6 +121,7 @@ def test_sigkill_of_the_whole_worker_then_restart(request, pool):
 
 
 def test_broker_restarted_mid_cycle_with_nothing_on_disk(request):
+    needs_redis_broker("tests/multihost/test_rabbitmq_restart.py restarts the node mid-cycle")
     total, restarts = size(200, 2000), size(1, 3)
     ids = make_stuck_orders(total)
     episodes = snapshot_episodes(ids)
