@@ -18,6 +18,12 @@ class NoVendorAvailable(DomainError):
     code = "no_vendor_available"
 
 
+class CreditLimitExceeded(DomainError):
+    """A CREDIT order larger than what the buyer's credit line has left (409)."""
+
+    code = "credit_limit_exceeded"
+
+
 class TransientError(Exception):
     """A failure worth retrying: a timeout, a dropped connection, a busy vendor."""
 

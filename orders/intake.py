@@ -8,7 +8,7 @@ from django.db import transaction
 
 from orders import services
 from orders.errors import DomainError
-from orders.models import Buyer, MessageKind, Order, Vendor
+from orders.models import Buyer, MessageKind, Order, PaymentMethod, Vendor
 from orders.selectors import vendor_candidates
 
 
@@ -30,6 +30,9 @@ def order_place(
 ) -> Order:
     """Create the order (charging CREDIT once), assign a vendor, offer it after commit.
 
+    A CREDIT order past the buyer's available credit is refused
+    (``CreditLimitExceeded``, 409) and writes nothing.
+
     Without ``vendor_id`` the best-ranked candidate gets it; with none
     available it stays PENDING without a vendor, where healing finds it.
     """
@@ -44,6 +47,9 @@ def order_place(
         # A new order has no assignments yet: any order id that names none works.
         vendor = vendor_candidates(order_id=0).first()
     with transaction.atomic():
+        if payment_method == PaymentMethod.CREDIT:
+            # Locks the buyer's credit account until this transaction ends.
+            services.credit_charge_check(buyer_id=buyer.pk, total=total)
         order = services.order_create(
             buyer=buyer,
             total=total,

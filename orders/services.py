@@ -25,7 +25,12 @@ from django.db import connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from orders.errors import InvalidTransition, NoVendorAvailable, OrderMovedOn
+from orders.errors import (
+    CreditLimitExceeded,
+    InvalidTransition,
+    NoVendorAvailable,
+    OrderMovedOn,
+)
 from orders.models import (
     REASSIGNABLE_STATUSES,
     ActorType,
@@ -42,6 +47,7 @@ from orders.models import (
     VendorAssignment,
     status_write_allowed,
 )
+from orders.selectors import credit_balance
 from orders.vendor_time import order_due_at  # issue 18: vendor-time due times
 
 # DESIGN.md's state machine. Reassignment (to PENDING with another vendor) is
@@ -225,7 +231,9 @@ def order_create(
         if vendor is not None:
             Vendor.objects.filter(pk=vendor.pk).update(open_orders=F("open_orders") + 1)
             VendorAssignment.objects.create(order=order, vendor=vendor, assigned_at=now)
-        if payment_method == PaymentMethod.CREDIT:
+        # A free order has nothing to charge (a zero charge breaks the ledger's
+        # sign check; credit_refund skips it the same way).
+        if payment_method == PaymentMethod.CREDIT and total > 0:
             CreditAccount.objects.get_or_create(buyer=buyer)
             CreditEntry.objects.create(
                 account_id=buyer.pk,
@@ -557,6 +565,32 @@ def order_cancel(
         if order.payment_method == PaymentMethod.CREDIT:
             credit_refund(order=order, now=now)
     return order
+
+
+def credit_charge_check(*, buyer_id: int, total: Decimal) -> None:
+    """Refuse a CREDIT charge of ``total`` past the buyer's available credit.
+
+    Available = the account's ``credit_limit`` + its ledger balance (charges
+    are negative). The account row is locked (``SELECT ... FOR UPDATE``) until
+    the caller's transaction ends, so call it inside the transaction that
+    writes the charge: a concurrent intake for the same buyer waits, then sums
+    the ledger with this charge in it, and two orders cannot both pass the
+    limit.
+    """
+    account = CreditAccount.objects.select_for_update().filter(buyer_id=buyer_id).first()
+    if account is None:
+        raise CreditLimitExceeded(
+            f"buyer {buyer_id} has no credit account: CREDIT needs one "
+            "(pay by CARD or BANK_TRANSFER)",
+            field="paymentMethod",
+        )
+    available = account.credit_limit + credit_balance(account=account)
+    if total > available:
+        raise CreditLimitExceeded(
+            f"amount {total} exceeds buyer {buyer_id}'s available credit {available} "
+            f"(limit {account.credit_limit})",
+            field="amount",
+        )
 
 
 def credit_refund(*, order: Order, now: datetime | None = None) -> bool:

@@ -14,7 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from orders.models import CreditEntry, IdempotencyKey, Order, OrderStatus
 from tests.api.helpers import assert_error
-from tests.factories import BuyerFactory, OrderFactory, VendorFactory
+from tests.factories import CreditAccountFactory, OrderFactory, VendorFactory
 
 URL = "/api/v1/orders"
 
@@ -25,7 +25,7 @@ def body(buyer, amount="50.00"):
 
 @pytest.mark.django_db
 def test_same_key_and_body_replays_the_first_response_with_no_second_effect(marketplace_api):
-    buyer = BuyerFactory()
+    buyer = CreditAccountFactory().buyer
     first = marketplace_api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="abc")
     second = marketplace_api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="abc")
     assert first.status_code == second.status_code == 201
@@ -37,7 +37,7 @@ def test_same_key_and_body_replays_the_first_response_with_no_second_effect(mark
 
 @pytest.mark.django_db
 def test_same_key_with_another_body_is_a_422(marketplace_api):
-    buyer = BuyerFactory()
+    buyer = CreditAccountFactory().buyer
     marketplace_api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="abc")
     other = marketplace_api.post(
         URL, body(buyer, "51.00"), format="json", HTTP_IDEMPOTENCY_KEY="abc"
@@ -49,7 +49,9 @@ def test_same_key_with_another_body_is_a_422(marketplace_api):
 @pytest.mark.django_db
 def test_same_key_on_another_endpoint_is_a_422(marketplace_api):
     order = OrderFactory()
-    marketplace_api.post(URL, body(BuyerFactory()), format="json", HTTP_IDEMPOTENCY_KEY="abc")
+    marketplace_api.post(
+        URL, body(CreditAccountFactory().buyer), format="json", HTTP_IDEMPOTENCY_KEY="abc"
+    )
     response = marketplace_api.post(
         f"{URL}/{order.pk}/cancel", {}, format="json", HTTP_IDEMPOTENCY_KEY="abc"
     )
@@ -60,7 +62,7 @@ def test_same_key_on_another_endpoint_is_a_422(marketplace_api):
 
 @pytest.mark.django_db
 def test_keys_are_scoped_per_credential(marketplace_api, admin_api):
-    buyer = BuyerFactory()
+    buyer = CreditAccountFactory().buyer
     marketplace_api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="abc")
     response = admin_api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="abc")
     assert response.status_code == 201 and "Idempotent-Replayed" not in response
@@ -70,7 +72,7 @@ def test_keys_are_scoped_per_credential(marketplace_api, admin_api):
 @pytest.mark.django_db
 def test_a_key_expires_after_its_ttl(marketplace_api, settings):
     settings.IDEMPOTENCY_KEY_TTL_SECONDS = 60
-    buyer = BuyerFactory()
+    buyer = CreditAccountFactory().buyer
     marketplace_api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="abc")
     with time_machine.travel(timezone.now() + timedelta(seconds=61)):
         again = marketplace_api.post(URL, body(buyer), format="json", HTTP_IDEMPOTENCY_KEY="abc")
@@ -108,7 +110,7 @@ def test_vendor_actions_replay_with_their_key(vendor_client):
 @pytest.mark.parametrize("key", ["", " ", "x" * 256])
 def test_a_malformed_key_is_a_400(marketplace_api, key):
     response = marketplace_api.post(
-        URL, body(BuyerFactory()), format="json", HTTP_IDEMPOTENCY_KEY=key
+        URL, body(CreditAccountFactory().buyer), format="json", HTTP_IDEMPOTENCY_KEY=key
     )
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "Idempotency-Key"
@@ -118,7 +120,7 @@ def test_a_malformed_key_is_a_400(marketplace_api, key):
 @pytest.mark.django_db(transaction=True)
 def test_two_threads_with_one_key_create_one_order_and_one_charge(marketplace_user, api_defaults):
     """Two real connections race with the same key: one order, one charge, one answer."""
-    buyer = BuyerFactory()
+    buyer = CreditAccountFactory().buyer
     token = str(RefreshToken.for_user(marketplace_user).access_token)
     barrier = threading.Barrier(2)
     results: list = []
@@ -147,7 +149,7 @@ def test_two_threads_with_one_key_create_one_order_and_one_charge(marketplace_us
 @pytest.mark.django_db
 def test_an_answer_echoing_a_nul_character_is_stored_and_replayed(marketplace_api):
     """jsonb refuses NUL: the stored answer is escaped JSON text (found by schemathesis)."""
-    payload = {**body(BuyerFactory()), "bad\u0000key": 1}
+    payload = {**body(CreditAccountFactory().buyer), "bad\u0000key": 1}
     first = marketplace_api.post(URL, payload, format="json", HTTP_IDEMPOTENCY_KEY="nul")
     second = marketplace_api.post(URL, payload, format="json", HTTP_IDEMPOTENCY_KEY="nul")
     assert first.status_code == second.status_code == 400

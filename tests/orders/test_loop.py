@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import Webhook
 from healing.execution import healing_execute, healing_initiate, healing_request
 from orders.gateway import RecordOnlyGateway
 from orders.models import ActorType, OrderStatus, OrderStatusChange, VendorMessage
-from tests.factories import BuyerFactory, OrderFactory, VendorFactory
+from tests.factories import CreditAccountFactory, OrderFactory, VendorFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,7 @@ def test_one_order_from_intake_to_delivery_over_http(
     settings.VENDOR_GATEWAY_BACKEND = "webhook"
     vendor = VendorFactory(webhook_url=url)
     client = vendor_client(vendor)
-    buyer = BuyerFactory()
+    buyer = CreditAccountFactory().buyer
     with django_capture_on_commit_callbacks(execute=True):
         created = marketplace_api.post(
             "/api/v1/orders",

@@ -9,7 +9,13 @@ from django.db.models import Sum
 
 from orders.models import CreditEntry, CreditEntryKind, Order, OrderStatus, VendorMessage
 from tests.api.helpers import assert_error
-from tests.factories import BuyerFactory, HealingActionFactory, OrderFactory, VendorFactory
+from tests.factories import (
+    BuyerFactory,
+    CreditAccountFactory,
+    HealingActionFactory,
+    OrderFactory,
+    VendorFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +29,7 @@ def place(client, key="k-1", **body):
 def test_intake_creates_a_pending_order_with_the_best_vendor_and_charges_credit_once(
     marketplace_api, django_capture_on_commit_callbacks
 ):
-    buyer = BuyerFactory()
+    buyer = CreditAccountFactory().buyer
     VendorFactory(acceptance_rate=0.5)
     best = VendorFactory(acceptance_rate=0.95)
     with django_capture_on_commit_callbacks(execute=True):
