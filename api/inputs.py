@@ -34,24 +34,53 @@ def unknown_key_message(key: str, expected: list[str]) -> str:
     return f"unknown field (expected: {known})"
 
 
+# JSON types a body value must have (DRF would coerce 1 to "1" or "true" to True,
+# so a body the schema calls invalid was accepted: schemathesis' ST201).
+_JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...], str], ...] = (
+    (serializers.BooleanField, (bool,), "a boolean"),
+    (serializers.IntegerField, (int,), "an integer"),
+    (serializers.FloatField, (int, float), "a number"),
+    (serializers.CharField, (str,), "a string"),
+)
+
+
+def _type_error(field: serializers.Field, value: Any) -> str | None:
+    if value is None:
+        return None  # the field's own allow_null decides
+    for field_class, types, name in _JSON_TYPES:
+        if isinstance(field, field_class):
+            wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+            return f"must be {name}" if wrong else None
+    return None
+
+
 class StrictKeysMixin:
-    """Refuse body keys the serializer does not declare (mix into any Serializer)."""
+    """Refuse body keys the serializer does not declare, and values of another
+    JSON type than the field's (mix into any Serializer)."""
 
     fields: Any
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             expected = [name for name, field in self.fields.items() if not field.read_only]
-            unknown = [key for key in data if key not in expected]
-            if unknown:
+            errors = {
+                str(key): unknown_key_message(str(key), expected)
+                for key in data
+                if key not in expected
+            }
+            for name in expected:
+                if name in data and (problem := _type_error(self.fields[name], data[name])):
+                    errors.setdefault(name, problem)
+            if errors:
                 raise serializers.ValidationError(
                     {
-                        str(key): [
+                        key: [
                             serializers.ErrorDetail(
-                                unknown_key_message(str(key), expected), code="unknown_field"
+                                message,
+                                code="unknown_field" if key not in expected else "invalid_type",
                             )
                         ]
-                        for key in unknown
+                        for key, message in errors.items()
                     }
                 )
         return super().to_internal_value(data)  # type: ignore[misc]

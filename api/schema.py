@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 
+from api.inputs import MAX_ID
 from api.permissions import roles_of
 
 
@@ -86,3 +88,88 @@ class RoleAutoSchema(AutoSchema):
         if not roles:
             return description
         return f"{description}\n\n**Roles:** {', '.join(roles)}.".strip()
+
+
+# --- The schema states the constraints the server enforces (issue 20) ---------
+#
+# A request the schema calls valid must not be a 400 (schemathesis' ST202), and
+# one it calls invalid must not be accepted (ST201). Two constraints are true of
+# every operation and are stated here once rather than per view.
+
+
+class StrictInputScheme(OpenApiSerializerExtension):
+    """A body read by ``api.inputs.StrictKeysMixin`` refuses undeclared keys:
+    its schema says so (``additionalProperties: false``). A serializer's
+    ``openapi_extra`` (a dict) is merged in: the rules across fields that
+    OpenAPI 3.0 can state (``anyOf`` of required fields)."""
+
+    target_class = "api.inputs.StrictKeysMixin"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        schema.update(getattr(self.target, "openapi_extra", {}))
+        serializer_class = self.target if isinstance(self.target, type) else type(self.target)
+        if not serializer_class.__dict__.get("__doc__"):
+            # Not the mixin's docstring on every body that has none of its own.
+            schema.pop("description", None)
+        return schema
+
+
+# Every id in a path is read by ``api.inputs.path_id`` or a Django ``<int:>``
+# converter: an integer, and one PostgreSQL's bigint can hold (a larger or
+# non-positive one names no row: 404).
+PATH_ID_SCHEMA = {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_ID}
+
+
+# DRF's CharField refuses NUL characters (a 400): a free-text input says so.
+NUL_FREE = "^[^\\u0000]*$"
+
+
+def _nul_free(schema: dict[str, Any]) -> None:
+    if schema.get("type") == "string" and not {"format", "enum", "pattern"} & set(schema):
+        schema["pattern"] = NUL_FREE
+
+
+def _request_components(paths: dict[str, Any]) -> set[str]:
+    names = set()
+    for operations in paths.values():
+        for operation in operations.values():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media.get("schema", {}).get("$ref", "")
+                if ref.startswith("#/components/schemas/"):
+                    names.add(ref.rsplit("/", 1)[1])
+    return names
+
+
+def postprocess_nul_free(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: free-text query parameters and
+    request-body fields (strings with no format, enum or pattern) exclude NUL."""
+    paths = result.get("paths", {})
+    for operations in paths.values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    _nul_free(parameter.get("schema", {}))
+    components = result.get("components", {}).get("schemas", {})
+    for name in _request_components(paths):
+        for prop in components.get(name, {}).get("properties", {}).values():
+            _nul_free(prop)
+            if prop.get("type") == "array":
+                _nul_free(prop.get("items", {}))
+    return result
+
+
+def postprocess_path_ids(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """drf-spectacular post-processing hook: path parameters named ``*_id`` are ids.
+
+    (``re_path`` routes and ``<str:>`` converters that ``path_id`` reads are
+    otherwise documented as any string, so generated strings were 400s.)
+    """
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path" and parameter["name"].endswith("_id"):
+                    parameter["schema"] = dict(PATH_ID_SCHEMA)
+    return result

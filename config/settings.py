@@ -549,6 +549,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Path ids are integers, free text excludes NUL (api.schema; issue 20).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.postprocess_path_ids",
+        "api.schema.postprocess_nul_free",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RecoveryActionEnum": "healing.models.RecoveryAction",
         "IssueTypeEnum": "healing.models.IssueType",
@@ -558,6 +564,9 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "orders.models.OrderStatus",
         "CycleStatusEnum": "healing.models.CycleStatus",
         "HealthStatusEnum": ["ok", "unavailable"],
+        # Redrive's two statuses: unnamed, they took RecoveryStatusEnum's name
+        # and the schema offered all six (PENDING was a 400).
+        "RedriveStatusEnum": ["FAILED", "MANUAL_REQUIRED"],
     },
 }
 

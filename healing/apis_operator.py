@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +19,7 @@ from api.inputs import MAX_ID, StrictInputSerializer, body_input, path_id
 from api.permissions import IsAdmin, IsOperator
 from api.schema import AUTH_ERRORS, error_responses
 from healing.apis import order_get_or_404
-from healing.models import IssueType, RecoveryAction, RecoveryStatus
+from healing.models import ISSUE_TYPE_FOR_STATUS, IssueType, RecoveryAction, RecoveryStatus
 from healing.operator_actions import (
     ManualOutcome,
     order_cancel_manual,
@@ -34,6 +34,40 @@ from orders.models import Vendor
 WHATIF_DAYS_MAX = 366
 
 
+def _per_rule_status(value: Any, *, processing: Any = None) -> dict[str, Any]:
+    """A map keyed by the statuses a stuck rule exists for (anything else is a 400)."""
+    return {
+        "type": "object",
+        "properties": {
+            status: processing if processing and status == "PROCESSING" else value
+            for status in ISSUE_TYPE_FOR_STATUS
+        },
+        "additionalProperties": False,
+    }
+
+
+def _ladder(actions: list[str]) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string", "enum": actions}}
+
+
+@extend_schema_field(_per_rule_status({"type": "integer", "minimum": 1}))
+class _ThresholdsField(serializers.DictField):
+    pass
+
+
+# PROCESSING and later are never reassigned (StuckRule.clean).
+@extend_schema_field(
+    _per_rule_status(
+        _ladder(RecoveryAction.values),
+        processing=_ladder(
+            [a for a in RecoveryAction.values if a != RecoveryAction.REASSIGN_VENDOR]
+        ),
+    )
+)
+class _LaddersField(serializers.DictField):
+    pass
+
+
 class RulesWhatIfApi(APIView):
     """Replay the last `days` of status history against today's rules and proposed ones.
 
@@ -45,10 +79,10 @@ class RulesWhatIfApi(APIView):
 
     class InputSerializer(StrictInputSerializer):
         days = serializers.IntegerField(min_value=1, max_value=WHATIF_DAYS_MAX, default=7)
-        thresholds = serializers.DictField(
+        thresholds = _ThresholdsField(
             child=serializers.IntegerField(min_value=1), required=False, default=dict
         )
-        ladders = serializers.DictField(
+        ladders = _LaddersField(
             child=serializers.ListField(
                 child=serializers.ChoiceField(choices=RecoveryAction.choices)
             ),

@@ -10,9 +10,10 @@ keys are camelCase like the heal endpoint's, answers snake_case.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import available_timezones
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
@@ -34,7 +35,7 @@ from healing.silences import (
     silences_holding,
 )
 from healing.vendor_health import vendors_health
-from orders.models import OrderStatus
+from orders.models import Buyer, OrderStatus, Vendor
 
 
 class OperatorsReadAdminsWrite(RolePermission):
@@ -113,7 +114,22 @@ class VendorHealthListApi(APIView):
 # --- Silences -------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\d{2}:\d{2}:\d{2}(\.\d{1,6})?$",
+        "nullable": True,
+        "description": "A wall-clock time in the silence's time_zone (no offset).",
+    }
+)
+class _LocalTimeField(serializers.TimeField):
+    """Documented as what it is: OpenAPI's ``format: time`` demands an offset,
+    and a recurrence time is local to the silence's zone (issue 20, ST108)."""
+
+
 class SilenceSerializer(serializers.ModelSerializer):
+    recurrence_start = _LocalTimeField(allow_null=True)
+    recurrence_end = _LocalTimeField(allow_null=True)
     active = serializers.SerializerMethodField()
     holding = serializers.SerializerMethodField()
     owner = serializers.CharField(source="owner.username", default=None)
@@ -169,12 +185,42 @@ def _silences_out(silences: list[Silence], *, many: bool = True) -> Any:
     return data if many else data[0]
 
 
+def _matchers_exist(data: dict[str, Any]) -> None:
+    """A vendor or buyer that does not exist is a 404 naming the field (not a
+    foreign-key error at commit, a 500)."""
+    for key, model, field in (("vendor_id", Vendor, "vendorId"), ("buyer_id", Buyer, "buyerId")):
+        pk = data.get(key)
+        if pk is not None and not model.objects.filter(pk=pk).exists():
+            raise ApiNotFound(f"{field.removesuffix('Id')} {pk} does not exist", field=field)
+
+
 def _silence_or_404(silence_id: str | int) -> Silence:
     pk = path_id(silence_id, field="silenceId")
     silence = Silence.objects.select_related("owner").filter(pk=pk).first()
     if silence is None:
         raise ApiNotFound(f"silence {pk} not found", field="silenceId")
     return silence
+
+
+@extend_schema_field({"type": "string", "enum": sorted(available_timezones())})
+class _TimeZoneField(serializers.CharField):
+    """An IANA time zone name (``healing.silences`` loads it with ZoneInfo)."""
+
+
+# Not blank once trimmed (DRF trims; ``healing.silences`` wants a reason).
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 2000,
+        "pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$",
+    }
+)
+class _CommentField(serializers.CharField):
+    pass
+
+
+_MATCHERS = ("vendorId", "buyerId", "status", "issueType")
 
 
 class _SilenceFields(StrictInputSerializer):
@@ -195,8 +241,8 @@ class _SilenceFields(StrictInputSerializer):
         required=False, allow_null=True, source="recurrence_start"
     )
     recurrenceEnd = serializers.TimeField(required=False, allow_null=True, source="recurrence_end")
-    timeZone = serializers.CharField(required=False, max_length=64, source="time_zone")
-    comment = serializers.CharField(required=False, max_length=2000)
+    timeZone = _TimeZoneField(required=False, max_length=64, source="time_zone")
+    comment = _CommentField(required=False, max_length=2000)
 
 
 class SilenceListApi(APIView):
@@ -210,8 +256,20 @@ class SilenceListApi(APIView):
         vendor = id_field(required=False)
 
     class InputSerializer(_SilenceFields):
+        """`endsAt` must be after `startsAt` (default: now), a 400 otherwise."""
+
         endsAt = serializers.DateTimeField(source="ends_at")
-        comment = serializers.CharField(max_length=2000)
+        comment = _CommentField(max_length=2000)
+        # At least one matcher, not null (api.schema.StrictInputScheme merges this).
+        openapi_extra = {
+            "anyOf": [
+                # vendorId and buyerId may be null, which matches nothing.
+                {"required": [name], "properties": {name: {"type": "integer"}}}
+                if name in ("vendorId", "buyerId")
+                else {"required": [name]}
+                for name in _MATCHERS
+            ]
+        }
 
         class Meta:
             ref_name = "SilenceCreateRequest"
@@ -237,10 +295,11 @@ class SilenceListApi(APIView):
     @extend_schema(
         operation_id="silences_create",
         request=InputSerializer,
-        responses={201: SilenceEnvelope, **error_responses(400, *AUTH_ERRORS)},
+        responses={201: SilenceEnvelope, **error_responses(400, 404, *AUTH_ERRORS)},
     )
     def post(self, request: Request) -> Response:
         data = body_input(self.InputSerializer, request)
+        _matchers_exist(data)
         data.setdefault("starts_at", timezone.now())
         data["recurrence_weekdays"] = tuple(data.get("recurrence_weekdays", ()))
         for key in ("vendor_id", "buyer_id"):
@@ -277,6 +336,7 @@ class SilenceDetailApi(APIView):
     def patch(self, request: Request, silence_id: str) -> Response:
         silence = _silence_or_404(silence_id)
         changes = body_input(self.InputSerializer, request)
+        _matchers_exist(changes)
         if "recurrence_weekdays" in changes:
             changes["recurrence_weekdays"] = tuple(changes["recurrence_weekdays"])
         silence = silence_update(silence_id=silence.pk, actor=request.user, changes=changes)

@@ -75,11 +75,13 @@ class NotificationListApi(APIView):
     permission_classes = [IsOperator]
 
     class InputSerializer(PageInputSerializer):
+        # Not nullable: an empty or "null" value meant the default anyway, and the
+        # schema cannot spell a null in a query string (issue 20, ST201).
         acknowledged = serializers.BooleanField(
-            required=False, allow_null=True, help_text="Default: false (pending only)."
+            required=False, help_text="Default: false (pending only)."
         )
         resolved = serializers.BooleanField(
-            required=False, allow_null=True, help_text="Default: false (pending only)."
+            required=False, help_text="Default: false (pending only)."
         )
         severity = serializers.ChoiceField(choices=Severity.choices, required=False)
         type = serializers.ChoiceField(choices=NotificationType.choices, required=False)

@@ -20,7 +20,7 @@ from orders.authentication import IsMarketplace
 from orders.idempotency import HEADER, idempotent
 from orders.intake import order_place
 from orders.models import Order, PaymentMethod
-from orders.schema import idempotency_errors
+from orders.schema import IDEMPOTENCY_KEY_SCHEMA, idempotency_errors
 from orders.selectors import order_get, order_healings, order_history
 from orders.serializers import (
     MarketplaceOrderSerializer,
@@ -99,7 +99,9 @@ class OrderCreateApi(_MarketplaceApi):
         ),
         request=InputSerializer,
         parameters=[
-            OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                HEADER, IDEMPOTENCY_KEY_SCHEMA, OpenApiParameter.HEADER, required=True
+            ),
         ],
         responses={
             201: _OrderEnvelope,
@@ -173,7 +175,9 @@ class OrderCancelApi(_MarketplaceApi):
         summary="Cancel an open order (CREDIT refunded exactly once)",
         request=InputSerializer,
         parameters=[
-            OpenApiParameter(HEADER, str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                HEADER, IDEMPOTENCY_KEY_SCHEMA, OpenApiParameter.HEADER, required=False
+            ),
         ],
         responses={
             200: _OrderEnvelope,

@@ -5,6 +5,17 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse
 
 from api.schema import ErrorSerializer
+from orders.idempotency import MAX_KEY_LENGTH
+
+# What orders.idempotency accepts, as a schema (issue 20: a key of any string
+# was documented, so generated keys with control characters were 400s):
+# printable ASCII, not only spaces, at most MAX_KEY_LENGTH characters.
+IDEMPOTENCY_KEY_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_KEY_LENGTH,
+    "pattern": "^[ -~]*[!-~][ -~]*$",
+}
 
 
 def idempotency_errors() -> dict[int, OpenApiResponse]:

@@ -20,7 +20,7 @@ from orders import vendor_actions
 from orders.authentication import IsVendor, VendorApiKeyAuthentication, VendorClient
 from orders.idempotency import HEADER, idempotent
 from orders.models import Vendor
-from orders.schema import idempotency_errors
+from orders.schema import IDEMPOTENCY_KEY_SCHEMA, idempotency_errors
 from orders.selectors import vendor_orders_list
 from orders.serializers import VendorOrderSerializer
 
@@ -28,7 +28,7 @@ TAG = "vendor"
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
-    str,
+    IDEMPOTENCY_KEY_SCHEMA,
     OpenApiParameter.HEADER,
     required=False,
     description="Optional. A retry with the same key and body replays the first answer.",
