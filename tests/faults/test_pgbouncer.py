@@ -33,9 +33,14 @@ from tests.faults.helpers import (
     worker_log,
 )
 from tests.integration.workers import ROOT, Worker, wait_until
+from tests.multihost.brokers import broker_is_rabbitmq
 
 pytestmark = [
     pytest.mark.integration,
+    # Broker-independent (pgbouncer is between worker and database): once, on Redis.
+    pytest.mark.skipif(
+        broker_is_rabbitmq(os.environ.get("CELERY_BROKER_URL", "")), reason="run on Redis"
+    ),
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(240),
     pytest.mark.skipif(shutil.which("pgbouncer") is None, reason="pgbouncer is not installed"),
