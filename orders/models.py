@@ -289,8 +289,10 @@ class OrderStatusChange(models.Model):
     from_vendor_id = models.BigIntegerField(null=True, blank=True)
     to_vendor_id = models.BigIntegerField(null=True, blank=True)
     actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    # PROTECT, not SET_NULL: the row is append-only (migration 0003's trigger
+    # refuses the UPDATE), so a user who acted on orders is deactivated, never deleted.
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
     )
     reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField()
