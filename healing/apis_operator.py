@@ -32,6 +32,9 @@ from healing.whatif import WhatIfInvalid, rules_whatif
 from orders.models import Vendor
 
 WHATIF_DAYS_MAX = 366
+# Ten years of minutes: a longer threshold changes nothing in a replay of at
+# most WHATIF_DAYS_MAX days, and one of millennia overflowed the date maths (500).
+WHATIF_THRESHOLD_MAX = 10 * 366 * 24 * 60
 
 
 def _per_rule_status(value: Any, *, processing: Any = None) -> dict[str, Any]:
@@ -50,7 +53,9 @@ def _ladder(actions: list[str]) -> dict[str, Any]:
     return {"type": "array", "items": {"type": "string", "enum": actions}}
 
 
-@extend_schema_field(_per_rule_status({"type": "integer", "minimum": 1}))
+@extend_schema_field(
+    _per_rule_status({"type": "integer", "minimum": 1, "maximum": WHATIF_THRESHOLD_MAX})
+)
 class _ThresholdsField(serializers.DictField):
     pass
 
@@ -80,7 +85,9 @@ class RulesWhatIfApi(APIView):
     class InputSerializer(StrictInputSerializer):
         days = serializers.IntegerField(min_value=1, max_value=WHATIF_DAYS_MAX, default=7)
         thresholds = _ThresholdsField(
-            child=serializers.IntegerField(min_value=1), required=False, default=dict
+            child=serializers.IntegerField(min_value=1, max_value=WHATIF_THRESHOLD_MAX),
+            required=False,
+            default=dict,
         )
         ladders = _LaddersField(
             child=serializers.ListField(
@@ -127,6 +134,14 @@ class RedriveApi(APIView):
         detectedTo = serializers.DateTimeField(required=False)
         dryRun = serializers.BooleanField(default=True)
         token = serializers.CharField(required=False, max_length=500)
+
+        # An execution (dryRun false) carries the dry run's token.
+        openapi_extra = {
+            "anyOf": [
+                {"properties": {"dryRun": {"type": "boolean", "enum": [True]}}},
+                {"required": ["token"]},
+            ]
+        }
 
         class Meta:
             ref_name = "RedriveRequest"
