@@ -9,9 +9,12 @@ cycles) are in ``healing.apis_history``, reports (statistics, KPIs) in
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -26,10 +29,12 @@ from api.schema import AUTH_ERRORS, error_responses, seed_example
 from api.throttles import SettingsScopedThrottle
 from healing import selectors
 from healing.broker import broker_check
-from healing.cycle import cycle_run_and_wait
+from healing.cycle import CycleReport, cycle_refresh_counts, cycle_run_and_wait, healing_cycle_run
 from healing.detection import stuck_orders_detect
+from healing.dispatch import healings_dispatch
+from healing.errors import CycleAlreadyRunning
 from healing.execution import healing_request
-from healing.models import IssueType, RecoveryAction, Trigger
+from healing.models import CycleStatus, HealingCycle, IssueType, RecoveryAction, Trigger
 from healing.serializers import HealingActionSerializer
 from orders.models import Order
 
@@ -292,7 +297,7 @@ class RunCycleApi(APIView):
         wait = query_input(self.QuerySerializer, request)["wait"]
         body_input(self.InputSerializer, request)
         broker_check()  # a web host cut off from the broker: 503, nothing started
-        report = cycle_run_and_wait(trigger=Trigger.API, wait_seconds=None if wait else 0)
+        report = _cycle_run(wait=wait)
         cycle = report.cycle
         result = {
             "healed": cycle.healed,
@@ -313,6 +318,62 @@ class RunCycleApi(APIView):
             return Response(body)
         location = request.build_absolute_uri(f"/api/v1/self-healing/cycles/{cycle.pk}")
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+def _cycle_run(*, wait: bool) -> CycleReport:
+    """Run one cycle for the API; the answer never waits longer than the wait budget.
+
+    With workers the healings run there (``cycle_run_and_wait``). With no broker
+    (in-process tasks) they would all run inside this request, so a cycle of a
+    few hundred stuck orders outlived a client's timeout, ``?wait=0`` included:
+    here the healings run inline until the budget (``HEALING_API_WAIT_SECONDS``,
+    0 with ``?wait=0``) is spent and the rest on a background thread of this
+    process, and the answer counts them as pending (poll the cycle).
+    """
+    budget = settings.HEALING_API_WAIT_SECONDS if wait else 0.0
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        return cycle_run_and_wait(trigger=Trigger.API, wait_seconds=budget)
+    started = time.monotonic()
+    deadline = started + budget
+    result = healing_cycle_run(trigger=Trigger.API, dispatch=_InProcessDispatch(deadline))
+    if not result.ran or result.cycle_id is None:
+        running = HealingCycle.objects.filter(status=CycleStatus.RUNNING).first()
+        reason = (
+            f"cycle {running.pk} ({running.trigger}) has been running since "
+            f"{running.started_at.isoformat()}"
+            if running
+            else result.reason
+        )
+        raise CycleAlreadyRunning(f"another cycle is running: {reason}")
+    cycle = cycle_refresh_counts(cycle=HealingCycle.objects.get(pk=result.cycle_id))
+    while cycle.pending and time.monotonic() < deadline:
+        time.sleep(min(settings.HEALING_API_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+        cycle_refresh_counts(cycle=cycle)
+    return CycleReport(cycle=cycle, result=result, waited_seconds=time.monotonic() - started)
+
+
+class _InProcessDispatch:
+    """In-process heals: inline while the deadline allows, the rest on a thread."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, pairs: list[tuple[int, str]]) -> None:
+        for index, pair in enumerate(pairs):
+            if time.monotonic() >= self.deadline:
+                rest = pairs[index:]
+                threading.Thread(
+                    target=_dispatch_rest, args=(rest,), name="run-cycle-rest", daemon=True
+                ).start()
+                return
+            healings_dispatch([pair])
+
+
+def _dispatch_rest(pairs: list[tuple[int, str]]) -> None:
+    try:
+        healings_dispatch(pairs)
+    finally:
+        connections.close_all()  # this thread's own connections
 
 
 # --- Rules --------------------------------------------------------------------
