@@ -79,7 +79,13 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_ready(self.process, self.log_path, since=since, timeout=timeout, label="test")
+        try:
+            wait_ready(self.process, self.log_path, since=since, timeout=timeout, label="test")
+        except BaseException:
+            # Not ready in time: no caller will stop it, and a stray worker
+            # would consume the next test's messages with this test's settings.
+            self.stop(timeout=5)
+            raise
         return self
 
     def children(self) -> list[int]:
