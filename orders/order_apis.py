@@ -92,7 +92,10 @@ class OrderCreateApi(_MarketplaceApi):
         summary="Place an order (Idempotency-Key required)",
         description=(
             "Creates a PENDING order. CREDIT charges the buyer's credit account exactly "
-            "once. Without `vendorId` the best-ranked vendor gets it, or none when none "
+            "once; an amount past the buyer's available credit (limit plus ledger "
+            "balance), or CREDIT without a credit account, is a 409 "
+            "`credit_limit_exceeded` naming the field, and nothing is written. "
+            "Without `vendorId` the best-ranked vendor gets it, or none when none "
             "is free (healing then finds it). The chosen vendor is sent an `order.offer` "
             "webhook. A retry with the same `Idempotency-Key` and body replays the "
             "first answer; the same key with another body is a 422."
