@@ -51,3 +51,15 @@ def test_the_token_endpoint_answers_with_the_throttle_cache_down(cache_down, mak
     bad = client.post("/api/v1/auth/token", {"username": "ops", "password": "bad"})
     good = client.post("/api/v1/auth/token", {"username": "ops", "password": PASSWORD})
     assert (bad.status_code, good.status_code) == (401, 200)
+
+
+def test_the_cached_reads_are_served_from_the_database_with_the_cache_down(
+    cache_down, ops_api, rules, settings, caplog
+):
+    """stuck-orders and statistics go through the shared read cache (api.caching)."""
+    settings.API_READ_CACHE_SECONDS = 5
+    with caplog.at_level(logging.WARNING, logger="api"):
+        stuck = ops_api.get("/api/v1/self-healing/stuck-orders")
+        statistics = ops_api.get("/api/v1/self-healing/statistics")
+    assert (stuck.status_code, statistics.status_code) == (200, 200)
+    assert any(r.name == "api.caching" for r in caplog.records)
