@@ -18,6 +18,8 @@ configuration refuses to start with one line naming the setting.
   prefetched heal would be re-sent while it waits in its worker.
 - E007 RabbitMQ quorum queues with global QoS (not supported by quorum
   queues) — keep ``CELERY_WORKER_DETECT_QUORUM_QUEUES`` on.
+- E008 a worker's dead age not above twice its liveness beat: a live worker
+  between two beats would look dead and its running heals be re-sent.
 """
 
 from __future__ import annotations
@@ -164,10 +166,24 @@ def _quorum() -> Error | None:
     )
 
 
+def _worker_beat() -> Error | None:
+    beat = settings.HEALING_WORKER_BEAT_SECONDS
+    dead = settings.HEALING_WORKER_DEAD_SECONDS
+    if beat <= 0 or dead <= 0 or dead >= 2 * beat:
+        return None
+    return Error(
+        f"HEALING_WORKER_DEAD_SECONDS ({dead:g} s) is less than twice "
+        f"HEALING_WORKER_BEAT_SECONDS ({beat:g} s): a live worker would look dead between "
+        "two beats and its running heals would be re-sent",
+        hint="raise HEALING_WORKER_DEAD_SECONDS (default 20) or lower HEALING_WORKER_BEAT_SECONDS",
+        id="healing.E008",
+    )
+
+
 def healing_checks(*, deploy: bool = False) -> list[Error]:
     """Every healing deploy-safety error for the current settings."""
     found: list[Error | None] = [_visibility_timeout(), _lease(), _acks_late()]
-    found += [*_cycle_lock(), _prefetch(), _quorum()]
+    found += [*_cycle_lock(), _prefetch(), _quorum(), _worker_beat()]
     if deploy:
         found.append(_eager())
     silenced = set(getattr(settings, "SILENCED_SYSTEM_CHECKS", ()))

@@ -39,6 +39,8 @@ def _sane(settings):
     settings.HEALING_CYCLE_HEARTBEAT_SECONDS = 10.0
     settings.CELERY_WORKER_PREFETCH_MULTIPLIER = 4
     settings.HEALING_DISPATCH_LEASE_SECONDS = 600
+    settings.HEALING_WORKER_BEAT_SECONDS = 5.0
+    settings.HEALING_WORKER_DEAD_SECONDS = 20.0
     settings.SILENCED_SYSTEM_CHECKS = []
     return settings
 
@@ -100,6 +102,13 @@ def test_e005_stale_age_not_above_the_cycle_heartbeat(settings):
 def test_e006_prefetch_holding_more_than_the_dispatch_lease_covers(settings):
     settings.CELERY_WORKER_PREFETCH_MULTIPLIER = 200
     assert ids() == ["healing.E006"]
+
+
+def test_e008_a_worker_dead_age_not_above_twice_its_beat(settings):
+    settings.HEALING_WORKER_DEAD_SECONDS = 9.0
+    assert ids() == ["healing.E008"]
+    settings.HEALING_WORKER_BEAT_SECONDS = 0  # worker reports off: nothing to check
+    assert ids() == []
 
 
 def test_e007_quorum_queues_with_global_qos(settings):
