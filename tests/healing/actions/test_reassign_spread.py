@@ -16,6 +16,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from healing.errors import HealingTransientError
+from orders.gateway import OutboundMessage
 from orders.models import Order, Vendor, VendorMessage
 from orders.selectors import vendor_select
 from tests.factories import OrderFactory, VendorFactory
@@ -27,7 +28,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 def _round(healings: list, gateway: ScriptedGateway | None = None) -> list[object]:
     barrier = threading.Barrier(len(healings))
-    gateway = gateway or ScriptedGateway(during=lambda message: barrier.wait(timeout=20))
+
+    def hold(message: OutboundMessage) -> None:
+        barrier.wait(timeout=20)
+
+    gateway = gateway or ScriptedGateway(during=hold)
     return run_in_threads(*[lambda h=h: execute(h, gateway) for h in healings], timeout=60)
 
 
