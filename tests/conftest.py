@@ -8,6 +8,31 @@ from django.db import connection
 from tests.factories import StuckRuleFactory
 
 
+def _redis_db_per_xdist_worker() -> None:
+    """Under pytest-xdist (scripts/test.sh's phase 1 runs ``-n 2``) each worker
+    gets its own test database (pytest-django's _gw<n> suffix) and, here, its
+    own Redis DB index: REDIS_URL's index + n, so one worker's cache.clear()
+    never empties the other's cache. Processes a test starts read REDIS_URL too."""
+    from django.conf import settings
+    from django.core.cache import caches
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get("REDIS_URL", "")
+    if not worker.startswith("gw") or not url.startswith("redis"):
+        return
+    base, _, index = url.rstrip("/").rpartition("/")
+    if not index.isdigit():
+        base, index = url.rstrip("/"), "0"
+    own = f"{base}/{(int(index) + int(worker[2:])) % 16}"
+    os.environ["REDIS_URL"] = own
+    settings.REDIS_URL = own
+    settings.CACHES["default"]["LOCATION"] = own
+    caches.__dict__.pop("settings", None)  # re-read CACHES if it was read already
+
+
+_redis_db_per_xdist_worker()
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from django.conf import settings
 
