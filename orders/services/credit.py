@@ -17,13 +17,16 @@ def credit_charge_check(*, buyer_id: int, total: Decimal) -> None:
     """Refuse a CREDIT charge of ``total`` past the buyer's available credit.
 
     Available = the account's ``credit_limit`` + its ledger balance (charges
-    are negative). The account row is locked (``SELECT ... FOR UPDATE``) until
+    are negative). The account row is locked (``FOR NO KEY UPDATE``) until
     the caller's transaction ends, so call it inside the transaction that
     writes the charge: a concurrent intake for the same buyer waits, then sums
     the ledger with this charge in it, and two orders cannot both pass the
     limit.
     """
-    account = CreditAccount.objects.select_for_update().filter(buyer_id=buyer_id).first()
+    # NO KEY UPDATE: intakes for the buyer queue behind each other, while a refund's
+    # ledger insert (its foreign key takes KEY SHARE on this row) is not blocked, so
+    # a healing's cancel holding a vendor row cannot deadlock against an intake.
+    account = CreditAccount.objects.select_for_update(no_key=True).filter(buyer_id=buyer_id).first()
     if account is None:
         raise CreditLimitExceeded(
             f"buyer {buyer_id} has no credit account: CREDIT needs one "
