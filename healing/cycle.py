@@ -36,7 +36,7 @@ from healing.detection import (
 from healing.dispatch import healings_dispatch
 from healing.errors import CycleAlreadyRunning
 from healing.guard import GUARDED_ACTIONS, guard_report, guard_trips
-from healing.liveness import Heartbeat, heartbeats_enabled
+from healing.liveness import Heartbeat, connection_drop_broken, heartbeats_enabled
 from healing.models import (
     CycleStatus,
     HealingAction,
@@ -173,8 +173,10 @@ def _cycle_finish(*, cycle: HealingCycle, result: CycleResult, started: float) -
 
 def _cycle_fail(*, cycle_id: int, error: BaseException) -> None:
     """Free the lock of a cycle that failed. Best effort: the database may be
-    what failed, and then the lock's expiry frees it."""
+    what failed (a connection it broke is dropped first, so this update opens
+    a fresh one), and then the lock's expiry frees it."""
     try:
+        connection_drop_broken()
         HealingCycle.objects.filter(pk=cycle_id, status=CycleStatus.RUNNING).update(
             status=CycleStatus.FAILED, finished_at=timezone.now(), error=repr(error)[:2000]
         )
@@ -286,6 +288,23 @@ def _to_send(*, cycle: HealingCycle) -> tuple[list[tuple[int, str]], dict[int, s
     return pairs, labels
 
 
+def _send(
+    *,
+    dispatch: Dispatch | None,
+    first: list[tuple[int, str]],
+    again: list[tuple[int, str]],
+    labels: dict[int, str],
+) -> None:
+    """First sends in queue order; re-sends of lost healings urgent, ahead of
+    any backlog (issue 16). A caller's ``dispatch`` (tests, the benchmark)
+    gets them all in one list."""
+    if dispatch is not None:
+        dispatch(first + again)
+        return
+    healings_dispatch(first, order_numbers=labels)
+    healings_dispatch(again, urgent=True)
+
+
 def _cycle_body(*, cycle: HealingCycle, now: datetime, dispatch: Dispatch | None) -> CycleResult:
     with transaction.atomic():
         plan = _rows_record(cycle=cycle, now=now)
@@ -296,7 +315,6 @@ def _cycle_body(*, cycle: HealingCycle, now: datetime, dispatch: Dispatch | None
         to_send, labels = _to_send(cycle=cycle)
         # SKIP LOCKED: a row a frozen backend holds waits for the next sweep.
         redispatched = leases_redispatch(now=now, ids=plan.expired)
-        to_send += redispatched
         guard_report(
             tripped=tripped,
             cycle_id=cycle.pk,
@@ -307,20 +325,21 @@ def _cycle_body(*, cycle: HealingCycle, now: datetime, dispatch: Dispatch | None
         )
         HealingCycle.objects.filter(pk=cycle.pk).update(
             detected=plan.detected,
-            dispatched=len(to_send),
+            dispatched=len(to_send) + len(redispatched),
             redispatched=len(redispatched),
             open_orders=open_count,
             guard_tripped=tripped,
         )
         cycle.detected, cycle.guard_tripped = plan.detected, tripped
-        send = dispatch or (lambda pairs: healings_dispatch(pairs, order_numbers=labels))
         # Invariant 6: tasks leave only after their rows are committed.
-        transaction.on_commit(lambda: send(to_send))
+        transaction.on_commit(
+            lambda: _send(dispatch=dispatch, first=to_send, again=redispatched, labels=labels)
+        )
     return CycleResult(
         ran=True,
         cycle_id=cycle.pk,
         detected=plan.detected,
-        dispatched=len(to_send),
+        dispatched=len(to_send) + len(redispatched),
         redispatched=len(redispatched),
         guard_tripped=tripped,
         dry_run=plan.dry_run,

@@ -34,3 +34,41 @@ def test_every_task_of_a_cycle_reaches_the_queue_exactly_once(settings, batch, t
     healings_dispatch(pairs)
 
     assert sorted(_drain_healing_queue()) == pairs
+
+
+@pytest.mark.django_db
+def test_a_cycle_sends_a_lost_healing_ahead_of_its_first_sends(django_capture_on_commit_callbacks):
+    """Issue 16: the cycle's re-dispatch of an expired lease goes out urgent
+    (ahead of any backlog), its new healings at the normal priority."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from healing.cycle import healing_cycle_run
+    from healing.dispatch import heal_priority
+    from tests.factories import HealingActionFactory, OrderFactory, VendorFactory
+
+    VendorFactory.create_batch(2, capacity=100)
+    fresh = OrderFactory(status="CONFIRMED", stuck_minutes=61)
+    lost = HealingActionFactory(
+        order=OrderFactory(status="CONFIRMED", stuck_minutes=61),
+        recovery_status="IN_PROGRESS",
+        lease_expires_at=timezone.now() - timedelta(seconds=5),
+    )
+    broker_flush(django_settings.CELERY_BROKER_URL)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = healing_cycle_run(trigger="CLI")
+
+    priorities = {}
+    with app.connection_for_write() as conn:
+        queue = app.amqp.queues["healing"](conn.default_channel)
+        while (message := queue.get(no_ack=True)) is not None:
+            args, _kwargs, _embed = message.decode()
+            priorities[args[0]] = message.properties.get("priority")
+    new_id = result.cycle_id and fresh.healing_actions.get().pk
+    assert (result.dispatched, result.redispatched) == (2, 1)
+    assert priorities == {
+        new_id: heal_priority(urgent=False),
+        lost.pk: heal_priority(urgent=True),
+    }

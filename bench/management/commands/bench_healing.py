@@ -167,6 +167,11 @@ class Command(BaseCommand):
         if dataset.database_ensure(self.db):
             self.log(f"created database {self.db['NAME']}")
         dataset.migrate()
+        # Seeding, shifting a reused data set's clocks and restoring snapshots
+        # are statements over millions of rows: no statement timeout for this
+        # process's own connection (the workers it starts keep theirs).
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 0")
         if opts["detect_only"]:
             self._detect_only()
             return
