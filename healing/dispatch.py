@@ -50,6 +50,19 @@ def _priorities(broker_url: str) -> tuple[int | None, int | None]:
     return (None, None)  # the in-process demo's memory transport: one consumer
 
 
+# Celery's native delayed delivery (quorum queues) refuses a countdown under
+# one second ("countdown must be a positive number") and the message is lost.
+QUORUM_MIN_COUNTDOWN = 1.0
+
+
+def countdown_for_broker(seconds: float) -> float:
+    """A retry or take-over delay the broker accepts: at least one second on
+    quorum queues (found by tests/multihost/test_quorum_queues.py)."""
+    if settings.CELERY_QUEUE_TYPE == "quorum":
+        return max(seconds, QUORUM_MIN_COUNTDOWN)
+    return seconds
+
+
 def heal_priority(*, urgent: bool, broker_url: str | None = None) -> int | None:
     """The message priority of a heal task on this broker (None: no priority)."""
     url = broker_url if broker_url is not None else _heal_task().app.conf.broker_url
@@ -75,7 +88,7 @@ def heal_order_send(
     _heal_task().apply_async(
         args=(healing_id, token),
         kwargs={"takeover": True} if takeover else None,
-        countdown=countdown,
+        countdown=None if countdown is None else countdown_for_broker(countdown),
         retries=retries,
         producer=producer,
         priority=heal_priority(urgent=urgent or takeover),

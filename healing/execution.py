@@ -43,7 +43,7 @@ from healing.actions.base import (
 )
 from healing.actions.loading import Candidate, ClaimRequest, Loaded, healing_load
 from healing.detection import order_attempts
-from healing.dispatch import heal_order_send
+from healing.dispatch import countdown_for_broker, heal_order_send
 from healing.errors import ActionNotApplicable, HealingTransientError, NotStuck, StaleClaim
 from healing.models import (
     ACTIVE_STATUSES,
@@ -303,8 +303,10 @@ def healing_retry_or_fail(
     if retries >= settings.HEALING_TASK_MAX_RETRIES:
         healing_fail(healing_id=healing_id, token=token, error=error, retries=retries)
         return RetryDecision(retry=False)
-    countdown = backoff_seconds(
-        retries, base=settings.HEALING_TASK_BACKOFF_BASE, cap=settings.HEALING_TASK_BACKOFF_MAX
+    countdown = countdown_for_broker(
+        backoff_seconds(
+            retries, base=settings.HEALING_TASK_BACKOFF_BASE, cap=settings.HEALING_TASK_BACKOFF_MAX
+        )
     )
     healing_retry_schedule(healing_id=healing_id, token=token, countdown=countdown)
     logger.info(

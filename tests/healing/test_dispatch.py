@@ -43,3 +43,32 @@ def test_a_cycles_dispatch_labels_every_task(published):
     healings_dispatch([(1, "t1"), (2, "t2")], order_numbers={1: "ORD-1"})
 
     assert sorted(h["argsrepr"] for h in published) == ["(healing=1, order=ORD-1)", "(healing=2)"]
+
+
+@pytest.mark.parametrize(("queue_type", "expected"), [("classic", 0.3), ("quorum", 1.0)])
+def test_a_sub_second_retry_delay_is_raised_to_one_second_on_quorum_queues(
+    settings, queue_type, expected
+):
+    """Celery's delayed delivery on quorum queues drops a countdown under 1 s."""
+    from healing.dispatch import countdown_for_broker
+
+    settings.CELERY_QUEUE_TYPE = queue_type
+    assert countdown_for_broker(0.3) == expected
+    assert countdown_for_broker(4.0) == 4.0
+
+
+@pytest.mark.django_db
+def test_a_heal_retry_on_quorum_queues_waits_at_least_one_second(settings):
+    from healing.execution import healing_retry_or_fail
+    from tests.factories import HealingActionFactory
+
+    settings.CELERY_QUEUE_TYPE = "quorum"
+    settings.HEALING_TASK_BACKOFF_BASE = 0.05
+    settings.HEALING_TASK_BACKOFF_MAX = 0.2
+    healing = HealingActionFactory(recovery_status="IN_PROGRESS")
+
+    decision = healing_retry_or_fail(
+        healing_id=healing.pk, token=healing.claim_token, error="vendor timeout", retries=0
+    )
+
+    assert decision.retry and decision.countdown == 1.0
