@@ -250,6 +250,12 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            # A Redis that drops packets must not hang a request: the
+            # throttles and read caches fail open on the error (api.throttles).
+            "OPTIONS": {
+                "socket_connect_timeout": env_float("CACHE_SOCKET_TIMEOUT", 1.0),
+                "socket_timeout": env_float("CACHE_SOCKET_TIMEOUT", 1.0),
+            },
         }
     }
 else:

@@ -37,6 +37,7 @@ when the closed part was computed is counted from the next day on.)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -52,6 +53,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from api.throttles import CACHE_ERRORS
 from healing.models import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -67,6 +69,8 @@ from healing.reports.prometheus_vendors import VendorCircuitCollector
 from healing.reports.statistics import stuck_orders_summary
 from notifications.models import AdminNotification, NotificationType, Severity
 from notifications.selectors import notifications_list
+
+logger = logging.getLogger("healing")
 
 # Recovery time (completed - detected of SUCCESS healings), seconds. The
 # seed's target is 5 minutes; the cycle runs every 5 minutes.
@@ -185,10 +189,18 @@ def closed_counts(*, now: datetime) -> tuple[datetime, Counts]:
     """The totals before 00:00 UTC yesterday, from the cache or computed once."""
     boundary = window_start(days=2, now=now)
     key = f"{_CACHE_PREFIX}:{boundary.date().isoformat()}"
-    closed = cache.get(key)
+    try:
+        closed = cache.get(key)
+    except CACHE_ERRORS as exc:
+        # Fail open, as the API's caches do: a scrape answers from PostgreSQL.
+        logger.warning("metrics cache unavailable, closed days computed uncached: %s", exc)
+        return boundary, _slice(before=boundary)
     if closed is None:
         closed = _slice(before=boundary)
-        cache.set(key, closed, CLOSED_CACHE_SECONDS)
+        try:
+            cache.set(key, closed, CLOSED_CACHE_SECONDS)
+        except CACHE_ERRORS as exc:
+            logger.warning("metrics cache unavailable, closed days not stored: %s", exc)
     return boundary, closed
 
 

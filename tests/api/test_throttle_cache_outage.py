@@ -63,3 +63,41 @@ def test_the_cached_reads_are_served_from_the_database_with_the_cache_down(
         statistics = ops_api.get("/api/v1/self-healing/statistics")
     assert (stuck.status_code, statistics.status_code) == (200, 200)
     assert any(r.name == "api.caching" for r in caplog.records)
+
+
+def test_metrics_answer_with_the_cache_down(cache_down, settings, caplog):
+    """/metrics caches its closed days; with Redis gone it computes them."""
+    from django.test import Client
+
+    settings.METRICS_TOKEN = "metrics-test-token"
+    settings.METRICS_ALLOWED_IPS = ["127.0.0.0/8"]
+    with caplog.at_level(logging.WARNING, logger="healing"):
+        response = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-test-token")
+
+    assert response.status_code == 200, response.content[:300]
+    assert b"healing_healings_total" in response.content
+    assert any("metrics cache unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hung_cache_times_out_instead_of_hanging_the_request(settings):
+    """A Redis that accepts and never answers (dropping packets): the
+    configured socket timeout turns the call into an error the throttles and
+    read caches fail open on, instead of a request that hangs."""
+    from django.core.cache import caches
+
+    from api.throttles import CACHE_ERRORS
+
+    live = settings.CACHES["default"]
+    if not live["BACKEND"].endswith("RedisCache"):
+        pytest.skip("no REDIS_URL: the cache is in-process")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # accepted by the kernel, never read or answered
+        settings.CACHES = {
+            "default": {
+                **live,
+                "LOCATION": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+            }
+        }
+        with pytest.raises(CACHE_ERRORS):
+            caches["default"].get("anything")
