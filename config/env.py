@@ -1,10 +1,11 @@
 """Where the environment comes from, and what a process does when it is wrong.
 
-One loader: ``config.settings`` calls :func:`env_file_load` before it reads a
-single variable, so ``manage.py`` (``migrate`` included), the Celery worker and
-beat, Flower and gunicorn's Django app all see the same ``.env`` the same way
-(python-dotenv). A variable already in the process environment wins over the
-file, so ``DEBUG=true make run`` and a platform's own variables still apply.
+One loader: ``config.settings`` calls :func:`env_file_load` (in its first part,
+``config/settings/base.py``) before it reads a single variable, so
+``manage.py`` (``migrate`` included), the Celery worker and beat, Flower and
+gunicorn's Django app all see the same ``.env`` the same way (python-dotenv).
+A variable already in the process environment wins over the file, so
+``DEBUG=true make run`` and a platform's own variables still apply.
 
 ``ENV_FILE`` names another file; ``ENV_FILE=`` (empty) reads none (the test
 suite sets it so a developer's ``.env`` never reaches the tests).

@@ -158,7 +158,7 @@ SECRET_ASSIGNMENT = re.compile(
     r"(?P<name>\w*(?:SECRET|PASSWORD|TOKEN|API_KEY)\w*)\s*=\s*['\"](?P<value>[^'\"\s]{8,})['\"]"
 )
 ALLOWED_LITERALS = {
-    # settings.py: the development-only key, refused when DEBUG is off.
+    # config/settings/base.py: the development-only key, refused when DEBUG is off.
     "dev-insecure-self-healing-orders-key-do-not-use-in-production",
 }
 
