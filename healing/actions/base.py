@@ -22,10 +22,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from healing import events
-from healing.actions import sql
 from healing.errors import HealingTransientError, StaleClaim
 from healing.liveness import Heartbeat, heartbeats_enabled
 from healing.models import ACTIVE_STATUSES, HealingAction, RecoveryStatus, SkipReason
+from orders import sql
 from orders.gateway import (
     Delivery,
     DeliveryFailed,

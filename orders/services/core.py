@@ -6,10 +6,13 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
+from django.db import connection
 from django.db.models import F
 
+from orders import sql
 from orders.errors import InvalidTransition, OrderMovedOn
 from orders.models import (
     ActorType,
@@ -73,6 +76,25 @@ def _check_transition(from_status: str, to_status: str) -> None:
         )
 
 
+@cache
+def _compare_and_set_sql(
+    vendor: str, names: tuple[str, ...], by_clock: bool, by_vendor: bool
+) -> str:
+    """The order's conditional UPDATE for one shape of change, built once.
+
+    What ``Order.objects.filter(pk=..., status=...[, stuck_since=...]
+    [, vendor_id=...]).update(**names)`` runs, without compiling a queryset
+    for every status change (docs/BENCHMARK.md "Heal path, issue 15").
+    """
+    sets = ", ".join(f"{sql.column(Order, name)} = %s" for name in names)
+    where = [f"{sql.column(Order, 'id')} = %s", f"{sql.column(Order, 'status')} = %s"]
+    if by_clock:
+        where.append(f"{sql.column(Order, 'stuck_since')} = %s")
+    if by_vendor:
+        where.append(f"{sql.column(Order, 'vendor')} = %s")
+    return f"UPDATE {sql.table(Order)} SET {sets} WHERE {' AND '.join(where)}"  # noqa: S608
+
+
 def _compare_and_set(
     *,
     order: Order,
@@ -95,15 +117,22 @@ def _compare_and_set(
         start=now,
         vendor=vendor,
     )
-    filters: dict[str, Any] = {"pk": order.pk, "status": expected_status}
+    names = ("stuck_since", "updated_at", *changes)
+    params = [sql.prepared(Order, "stuck_since", now), sql.prepared(Order, "updated_at", now)]
+    params += [sql.prepared(Order, name, value) for name, value in changes.items()]
+    params += [order.pk, expected_status]
     if expected_clock is not None:
-        filters["stuck_since"] = expected_clock
+        params.append(sql.prepared(Order, "stuck_since", expected_clock))
     if expected_vendor_id is not None:
         # A vendor acts on its own assignment only, even if a reassignment
         # landed between its read and this write.
-        filters["vendor_id"] = expected_vendor_id
-    with _status_writes():
-        updated = Order.objects.filter(**filters).update(stuck_since=now, updated_at=now, **changes)
+        params.append(expected_vendor_id)
+    statement = _compare_and_set_sql(
+        connection.vendor, names, expected_clock is not None, expected_vendor_id is not None
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        updated = cursor.rowcount
     if not updated:
         raise OrderMovedOn(
             f"order {order.number} is no longer {expected_status}"
@@ -127,17 +156,22 @@ def _history(
     now: datetime,
     from_vendor_id: int | None = None,
     to_vendor_id: int | None = None,
-) -> OrderStatusChange:
-    return OrderStatusChange.objects.create(
-        order_id=order.pk,
-        from_status=from_status,
-        to_status=to_status,
-        from_vendor_id=from_vendor_id,
-        to_vendor_id=to_vendor_id,
-        actor_type=actor.type,
-        actor_user_id=actor.user_id,
-        reason=reason[:500],
-        created_at=now,
+) -> None:
+    """Append the order's status change (one INSERT, no id read back)."""
+    sql.rows_insert(
+        [
+            OrderStatusChange(
+                order_id=order.pk,
+                from_status=from_status,
+                to_status=to_status,
+                from_vendor_id=from_vendor_id,
+                to_vendor_id=to_vendor_id,
+                actor_type=actor.type,
+                actor_user_id=actor.user_id,
+                reason=reason[:500],
+                created_at=now,
+            )
+        ]
     )
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
-from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db import connection, transaction
 from django.utils import timezone
 
+from orders import sql
 from orders.errors import InvalidTransition, NoVendorAvailable
 from orders.models import (
     REASSIGNABLE_STATUSES,
@@ -20,6 +21,38 @@ from orders.models import (
 from orders.services.core import TRANSITIONS, Actor, _compare_and_set, _history
 
 
+@cache
+def _vendor_load_move_sql(vendor: str, from_a_vendor: bool) -> str:
+    """The statement that counts an order out of its old vendor and into the new one.
+
+    Parameters: the new vendor, the vendor ids to lock (the old one first when
+    there is one), the old vendor when there is one, the new vendor, True
+    (its ``is_active``) and the order.
+    """
+    vendors, vendor_id = sql.table(Vendor), sql.column(Vendor, "id")
+    load, capacity = sql.column(Vendor, "open_orders"), sql.column(Vendor, "capacity")
+    assignments = sql.table(VendorAssignment)
+    # Both rows are locked in id order by a FOR UPDATE subquery of the same
+    # statement: locked in scan order, two reassignments moving orders in
+    # opposite directions between the same two vendors deadlock (bench_healing
+    # hit it at 10k concurrent healings). SQLite locks the whole database.
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    ids = "%s, %s" if from_a_vendor else "%s"
+    active = sql.column(Vendor, "is_active")
+    takes_it = (
+        f"({vendor_id} = %s AND {active} = %s AND {load} < {capacity} "  # noqa: S608
+        f"AND NOT EXISTS (SELECT 1 FROM {assignments} AS had "
+        f"WHERE had.{sql.column(VendorAssignment, 'order')} = %s "
+        f"AND had.{sql.column(VendorAssignment, 'vendor')} = {vendors}.{vendor_id}))"
+    )
+    moves = f"({vendor_id} = %s OR {takes_it})" if from_a_vendor else takes_it
+    return (
+        f"UPDATE {vendors} SET {load} = {load} + CASE WHEN {vendor_id} = %s THEN 1 ELSE -1 END "  # noqa: S608
+        f"WHERE {vendor_id} IN (SELECT {vendor_id} FROM {vendors} "
+        f"WHERE {vendor_id} IN ({ids}) ORDER BY {vendor_id}{lock}) AND {moves}"
+    )
+
+
 def _vendor_load_move(*, order: Order, old_vendor_id: int | None, new_vendor_id: int) -> None:
     """Count the order out of its old vendor and into the new one (part of
     ``order_reassign_vendor``'s transaction, after its history row)."""
@@ -30,27 +63,15 @@ def _vendor_load_move(*, order: Order, old_vendor_id: int | None, new_vendor_id:
     # so its lock should be held for as little as possible before commit.
     # The order's row lock (taken by _compare_and_set's UPDATE) serialises every
     # change to this order, so the "never had it" check cannot race.
-    vendor_ids = [new_vendor_id] if old_vendor_id is None else [old_vendor_id, new_vendor_id]
-    had_order = VendorAssignment.objects.filter(order_id=order.pk, vendor_id=OuterRef("pk"))
-    # Both rows are locked in id order by a FOR UPDATE subquery of the
-    # same statement: locked in scan order, two reassignments moving
-    # orders in opposite directions between the same two vendors
-    # deadlock (bench_healing hit it at 10k concurrent healings).
-    in_id_order = (
-        Vendor.objects.filter(pk__in=vendor_ids).order_by("pk").select_for_update().values("pk")
-    )
-    moved = (
-        Vendor.objects.filter(pk__in=in_id_order)
-        .filter(
-            Q(pk=old_vendor_id)
-            | Q(pk=new_vendor_id, is_active=True, open_orders__lt=F("capacity"))
-            & ~Exists(had_order)
-        )
-        .update(
-            open_orders=F("open_orders")
-            + Case(When(pk=new_vendor_id, then=Value(1)), default=Value(-1))
-        )
-    )
+    from_a_vendor = old_vendor_id is not None
+    vendor_ids = [old_vendor_id, new_vendor_id] if from_a_vendor else [new_vendor_id]
+    params = [new_vendor_id, *vendor_ids]
+    if from_a_vendor:
+        params.append(old_vendor_id)
+    params += [new_vendor_id, sql.prepared(Vendor, "is_active", True), order.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(_vendor_load_move_sql(connection.vendor, from_a_vendor), params)
+        moved = cursor.rowcount
     if moved != len(vendor_ids):
         if VendorAssignment.objects.filter(order_id=order.pk, vendor_id=new_vendor_id).exists():
             raise InvalidTransition(
@@ -76,12 +97,7 @@ def _assignments_swap(
                 outcome=AssignmentOutcome.REASSIGNED,
             )
         )
-    VendorAssignment.objects.bulk_create(
-        assignments,
-        update_conflicts=True,
-        unique_fields=["order", "vendor"],
-        update_fields=["ended_at", "outcome"],
-    )
+    sql.rows_insert(assignments, unique=("order", "vendor"), update=("ended_at", "outcome"))
 
 
 def order_reassign_vendor(

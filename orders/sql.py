@@ -1,11 +1,13 @@
-"""The heal path's hot writes as explicit statements, built once per process.
+"""Hot writes as explicit statements, built once per process.
 
 Building and compiling a queryset (``filter().update()``, ``bulk_create``)
 for every heal cost about a third of a heal's CPU (docs/BENCHMARK.md "Heal
-path, issue 15"). These statements take every name from the models (quoted)
-and every value as a parameter prepared by its field
+path, issue 15"). The statements of the heal path (``orders.services``' order
+writes, ``healing.actions``' result and message rows) take every name from
+the models (quoted) and every value as a parameter prepared by its field
 (``Field.get_db_prep_save``: the same adaptation the ORM applies, so SQLite
-and PostgreSQL both get their types).
+and PostgreSQL both get their types). Nothing here knows a model: the
+statements themselves live with the service that owns the rows.
 """
 
 from __future__ import annotations
@@ -39,25 +41,41 @@ def prepared(model: type[models.Model], name: str, value: Any) -> Any:
 
 
 @cache
-def _insert(model: type[models.Model], vendor: str, rows: int) -> tuple[str, list[Any]]:
+def _insert(
+    model: type[models.Model], vendor: str, rows: int, upsert: tuple[tuple[str, ...], ...]
+) -> tuple[str, list[Any]]:
     fields = [f for f in model._meta.concrete_fields if not isinstance(f, models.AutoField)]
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     one = "(" + ", ".join(["%s"] * len(fields)) + ")"
     sql = f"INSERT INTO {table(model)} ({columns}) VALUES {', '.join([one] * rows)}"  # noqa: S608
+    if upsert:
+        unique, update = upsert
+        target = ", ".join(column(model, name) for name in unique)
+        changes = ", ".join(f"{column(model, n)} = EXCLUDED.{column(model, n)}" for n in update)
+        # PostgreSQL and SQLite (3.24+) spell the upsert the same way.
+        sql += f" ON CONFLICT ({target}) DO UPDATE SET {changes}"
     return sql, fields
 
 
-def rows_insert(instances: Sequence[models.Model]) -> None:
-    """Insert unsaved instances of one model in one autocommitted statement.
+def rows_insert(
+    instances: Sequence[models.Model],
+    *,
+    unique: tuple[str, ...] = (),
+    update: tuple[str, ...] = (),
+) -> None:
+    """Insert unsaved instances of one model in one statement.
 
     Unlike ``bulk_create`` it opens no transaction of its own (one INSERT is
-    atomic already: no BEGIN/COMMIT round trip) and sets no primary keys on
-    the instances (the heal path never reads them back).
+    atomic already: no BEGIN/COMMIT round trip when autocommitted) and sets no
+    primary keys on the instances (the heal path never reads them back).
+    ``unique`` and ``update``: on a conflict over those fields, write ``update``'s
+    (``bulk_create(update_conflicts=True)``'s upsert).
     """
     if not instances:
         return
     model = type(instances[0])
-    sql, fields = _insert(model, connection.vendor, len(instances))
+    upsert = (unique, update) if unique else ()
+    sql, fields = _insert(model, connection.vendor, len(instances), upsert)
     params = [
         field.get_db_prep_save(getattr(instance, field.attname), connection)
         for instance in instances
