@@ -1,9 +1,9 @@
 """Keeping the machinery alive: heartbeats and broken database connections.
 
-- :class:`Heartbeat` calls a function every few seconds on a thread of its own
-  while a long step runs (a vendor call, a cycle), so a lease or a lock row
-  stays fresh only as long as its holder is alive. The thread has its own
-  database connection and closes it when it stops.
+- :class:`Heartbeat` calls a function every few seconds while a long step
+  runs (a vendor call, a cycle), so a lease or a lock row stays fresh only as
+  long as its holder is alive. One thread per process runs every heartbeat,
+  on a database connection of its own that it closes when none is left.
 - :func:`connection_drop_broken` closes the connection only when it is
   unusable. Not Django's ``close_old_connections()``: that also closes a
   healthy connection whose autocommit differs, which is every connection
@@ -15,10 +15,12 @@
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
@@ -57,7 +59,13 @@ class Heartbeat:
     ``beat`` returns False to stop beating (the lease was taken over); an
     exception in it is logged and the next beat tries again. The first beat
     comes one interval after the start: a short step never touches the
-    database from the thread. Disabled (no thread) when ``enabled`` is False.
+    database from the thread. Disabled when ``enabled`` is False.
+
+    Every heartbeat of a process is run by one shared thread (:class:`_Beater`):
+    a heal wraps each vendor call in one, and starting and joining a thread
+    per call cost ~12 % of a heal's time (docs/BENCHMARK.md "Heal path, issue
+    15"). Entering and leaving is a heap push and a flag under a lock; when the
+    block ends no beat of it runs any more (a beat in flight is waited for).
     """
 
     def __init__(
@@ -69,13 +77,18 @@ class Heartbeat:
         self.enabled = enabled and interval > 0
         self.beats = 0
         self.lost = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.due = 0.0
+        self.stopped = False
+        self.running = threading.Lock()  # held while one of its beats runs
+
+    def __lt__(self, other: Heartbeat) -> bool:
+        return self.due < other.due
 
     def __enter__(self) -> Heartbeat:
         if self.enabled:
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+            self.stopped = False
+            self.due = time.monotonic() + self.interval
+            _beater().add(self)
         return self
 
     def __exit__(
@@ -84,27 +97,108 @@ class Heartbeat:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            # A beat in flight is bounded by the statement/lock timeouts.
-            self._thread.join(timeout=self.interval + 5)
+        # A beat in flight is bounded by the statement/lock timeouts.
+        with self.running:
+            self.stopped = True
+
+    def run_once(self) -> bool:
+        """One beat, unless the block has ended; True to be scheduled again."""
+        with self.running:
+            if self.stopped:
+                return False
+            try:
+                alive = self.beat()
+            except Exception:
+                logger.warning("heartbeat failed", extra={"heartbeat": self.name}, exc_info=True)
+                # The thread's connection may be what failed: a new one next time.
+                connections.close_all()
+                return True
+            self.beats += 1
+            if not alive:
+                self.lost = True
+                return False
+            return True
+
+
+class _Beater:
+    """The process's heartbeat thread: runs each registered heartbeat when it is due.
+
+    The thread starts with the first heartbeat and ends after
+    ``IDLE_SECONDS`` with none; it has its own database connection, opened by
+    the first beat that needs one and closed whenever no heartbeat is left.
+    """
+
+    IDLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._due: list[Heartbeat] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, heartbeat: Heartbeat) -> None:
+        with self._wake:
+            heapq.heappush(self._due, heartbeat)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
+                self._thread.start()
+            elif self._due[0] is heartbeat:
+                self._wake.notify()
+
+    def _next(self) -> Heartbeat | None:
+        """The next heartbeat once it is due; None when idle long enough to stop."""
+        with self._wake:
+            idle_since = time.monotonic()
+            while True:
+                while self._due and self._due[0].stopped:
+                    heapq.heappop(self._due)
+                now = time.monotonic()
+                if self._due:
+                    first = self._due[0]
+                    if first.due <= now:
+                        return heapq.heappop(self._due)
+                    self._wake.wait(first.due - now)
+                    idle_since = time.monotonic()
+                elif now - idle_since >= self.IDLE_SECONDS:
+                    self._thread = None
+                    return None
+                else:
+                    self._wake.wait(self.IDLE_SECONDS - (now - idle_since))
 
     def _run(self) -> None:
         try:
-            while not self._stop.wait(self.interval):
-                try:
-                    alive = self.beat()
-                except Exception:
-                    logger.warning(
-                        "heartbeat failed", extra={"heartbeat": self.name}, exc_info=True
-                    )
-                    continue
-                self.beats += 1
-                if not alive:
-                    self.lost = True
-                    return
+            while (heartbeat := self._next()) is not None:
+                if heartbeat.run_once():
+                    heartbeat.due = time.monotonic() + heartbeat.interval
+                    with self._wake:
+                        heapq.heappush(self._due, heartbeat)
+                elif not self._due:
+                    connections.close_all()
         finally:
             connections.close_all()
+
+
+_beaters: dict[int, _Beater] = {}
+_beaters_lock = threading.Lock()
+
+
+def _beater() -> _Beater:
+    """This process's beater (a forked child gets its own: threads do not fork)."""
+    pid = os.getpid()
+    beater = _beaters.get(pid)
+    if beater is None:
+        with _beaters_lock:
+            beater = _beaters.setdefault(pid, _Beater())
+    return beater
+
+
+def _forget_beaters() -> None:
+    # A child forked while the parent's beater held its lock must not inherit it.
+    global _beaters_lock
+    _beaters.clear()
+    _beaters_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_beaters)
 
 
 def heartbeats_enabled() -> bool:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import OperationalError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from healing import cycle as cycle_module
@@ -237,11 +239,46 @@ def test_a_healthy_connection_is_kept_and_none_is_closed_inside_a_transaction():
         assert connection_drop_broken() is False
 
 
-def test_heartbeat_threads_close_their_connections():
-    before = threading.active_count()
-    with Heartbeat(interval=0.05, beat=lambda: HealingCycle.objects.exists() or True, name="t"):
-        time.sleep(0.2)
-    assert threading.active_count() == before
+def _beater_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "heartbeats"]
+
+
+def test_one_thread_runs_every_heartbeat_and_closes_its_connection_when_idle(monkeypatch):
+    from healing import liveness
+
+    monkeypatch.setattr(liveness._Beater, "IDLE_SECONDS", 0.3)
+    beats: list[tuple[str, int]] = []
+    used: list[BaseDatabaseWrapper] = []
+
+    def beat(name: str) -> Callable[[], bool]:
+        def run() -> bool:
+            HealingCycle.objects.exists()  # a query on the beater's own connection
+            beats.append((name, threading.get_ident()))
+            used.append(connections["default"])
+            return True
+
+        return run
+
+    with (
+        Heartbeat(interval=0.05, beat=beat("a"), name="a"),
+        Heartbeat(interval=0.05, beat=beat("b"), name="b"),
+    ):
+        time.sleep(0.25)
+        assert len(_beater_threads()) == 1
+    for _ in range(50):  # a heal's short calls never start a second thread
+        with Heartbeat(interval=5, beat=beat("short"), name="short"):
+            pass
+    assert len(_beater_threads()) == 1
+    assert {name for name, _ in beats} == {"a", "b"}
+    assert len({ident for _, ident in beats}) == 1  # one thread ran both
+    deadline = time.monotonic() + 3
+    while _beater_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _beater_threads()  # gone once idle
+    assert used
+    if connection.vendor == "postgresql":  # (Django keeps an in-memory SQLite open)
+        assert all(wrapper.connection is None for wrapper in used)  # and closed
+    assert all(wrapper is not connection for wrapper in used)  # never the caller's
 
 
 # --- Visibility ----------------------------------------------------------------------
