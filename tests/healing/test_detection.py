@@ -155,3 +155,63 @@ def test_detection_lists_orders_oldest_clock_first_within_a_rule():
     rows = stuck_orders_detect(now=now)
 
     assert [row.order_id for row in rows] == [oldest.pk, tie_a.pk, tie_b.pk, newer.pk]
+
+
+def test_each_order_is_judged_by_its_own_healings_when_many_orders_have_history():
+    """Detection reads every rule's candidates and their healings as one
+    stream of joined rows (issue 15): an order's rows must not leak into its
+    neighbours', whatever their clocks and however many healings each has."""
+    now = timezone.now()
+    lease_ran_out = now - timedelta(seconds=1)
+    plain = OrderFactory(status="PENDING", stuck_minutes=95)
+    twice_failed = OrderFactory(status="PENDING", stuck_minutes=90)
+    HealingActionFactory.create_batch(2, order=twice_failed, recovery_status="FAILED")
+    held = OrderFactory(status="PENDING", stuck_minutes=85)
+    HealingActionFactory(order=held, recovery_status="FAILED")
+    HealingActionFactory(order=held, recovery_status="MANUAL_REQUIRED")
+    lost = OrderFactory(status="PENDING", stuck_minutes=80)
+    HealingActionFactory(order=lost, recovery_status="FAILED")
+    HealingActionFactory(order=lost, recovery_status="SKIPPED", skip_reason="GUARD")
+    expired = HealingActionFactory(
+        order=lost, recovery_status="IN_PROGRESS", lease_expires_at=lease_ran_out
+    )
+    busy = OrderFactory(status="PENDING", stuck_minutes=75)
+    HealingActionFactory(order=busy, recovery_status="IN_PROGRESS")
+    confirmed = OrderFactory(status="CONFIRMED", stuck_minutes=70)
+    HealingActionFactory(order=confirmed, recovery_status="SUCCESS")
+
+    rows = stuck_orders_detect(now=now)
+
+    assert [
+        (row.order_id, row.attempts, row.recommended_action, row.expired_healing_id) for row in rows
+    ] == [
+        (plain.pk, 0, "REASSIGN_VENDOR", None),
+        (twice_failed.pk, 2, "CANCEL_ORDER", None),
+        (lost.pk, 1, "REASSIGN_VENDOR", expired.pk),
+        (confirmed.pk, 1, "RETRY_WORKFLOW", None),
+    ]
+
+
+@pytest.mark.postgres
+def test_detection_probes_healings_by_order_and_leaves_the_callers_settings_alone():
+    """Whatever the planner estimates, each candidate's healings are an index
+    probe (a hash join reads the whole history), and the settings that make
+    it so end with detection's statement, inside a caller's transaction too."""
+    from healing.detection import _candidates, _index_driven_plan
+
+    OrderFactory(status="PENDING", stuck_minutes=31)
+    names = ("enable_hashjoin", "enable_mergejoin", "max_parallel_workers_per_gather")
+
+    def settings() -> tuple[str, ...]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
+            return cursor.fetchone()
+
+    before = settings()
+    queryset = _candidates(rules=list(StuckRule.objects.all()), now=timezone.now())
+    with _index_driven_plan():
+        plan = queryset.explain()
+    stuck_orders_detect()
+
+    assert "Nested Loop Left Join" in plan and "Hash" not in plan and "Gather" not in plan, plan
+    assert settings() == before

@@ -128,9 +128,9 @@ def test_reassignment_to_a_calendar_vendor_computes_its_due_time(office):
 def test_detection_of_due_orders_is_an_index_range_scan(office):
     confirmed_at(berlin(2026, 12, 4, 17, 50), office)
     rule = StuckRule.objects.get(status="CONFIRMED")
-    from healing.detection import _stuck_rows
+    from healing.detection import _candidates
 
-    queryset = _stuck_rows(rule=rule, now=berlin(2026, 12, 7, 9, 0))
+    queryset = _candidates(rules=[rule], now=berlin(2026, 12, 7, 9, 0))
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = queryset.explain()
