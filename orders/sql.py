@@ -57,11 +57,29 @@ def _insert(
     return sql, fields
 
 
+def _flush_later_allowed() -> bool:
+    """True where one autocommitted statement can skip waiting for its WAL flush:
+    PostgreSQL outside a transaction block, values bound client-side (Django's
+    default), so two statements can go as one simple query."""
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
+    )
+
+
+# SET LOCAL for the simple query's own implicit transaction: its COMMIT does not
+# wait for the WAL flush. The next synchronous commit on the server (any
+# session's) flushes it with its own, as WAL is one sequence.
+_FLUSH_LATER = "SELECT set_config('synchronous_commit', 'off', true); "
+
+
 def rows_insert(
     instances: Sequence[models.Model],
     *,
     unique: tuple[str, ...] = (),
     update: tuple[str, ...] = (),
+    flush_later: bool = False,
 ) -> None:
     """Insert unsaved instances of one model in one statement.
 
@@ -69,7 +87,10 @@ def rows_insert(
     atomic already: no BEGIN/COMMIT round trip when autocommitted) and sets no
     primary keys on the instances (the heal path never reads them back).
     ``unique`` and ``update``: on a conflict over those fields, write ``update``'s
-    (``bulk_create(update_conflicts=True)``'s upsert).
+    (``bulk_create(update_conflicts=True)``'s upsert). ``flush_later``: when
+    autocommitted on PostgreSQL, its commit does not wait for the disk
+    (``synchronous_commit`` off for this one statement; the caller says why
+    losing it in a server crash is acceptable).
     """
     if not instances:
         return
@@ -81,5 +102,7 @@ def rows_insert(
         for instance in instances
         for field in fields
     ]
+    if flush_later and _flush_later_allowed():
+        sql = _FLUSH_LATER + sql
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
