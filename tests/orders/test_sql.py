@@ -1,0 +1,85 @@
+"""orders.sql: the heal path's explicit statements write what the ORM would."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from orders import sql
+from orders.models import AssignmentOutcome, VendorAssignment, VendorMessage
+from tests.factories import OrderFactory, VendorFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _message(order_id: int, vendor_id: int) -> VendorMessage:
+    return VendorMessage(
+        order_id=order_id,
+        vendor_id=vendor_id,
+        kind="OFFER",
+        status="SENT",
+        backend="record",
+        created_at=timezone.now(),
+    )
+
+
+def test_rows_insert_writes_every_row_and_the_upsert_updates_only_its_fields():
+    order, first, second = OrderFactory(vendor=None), VendorFactory(), VendorFactory()
+    start = timezone.now()
+    sql.rows_insert(
+        [
+            VendorAssignment(order_id=order.pk, vendor_id=first.pk, assigned_at=start),
+            VendorAssignment(order_id=order.pk, vendor_id=second.pk, assigned_at=start),
+        ]
+    )
+    later = timezone.now()
+    sql.rows_insert(
+        [
+            VendorAssignment(
+                order_id=order.pk,
+                vendor_id=first.pk,
+                assigned_at=later,
+                ended_at=later,
+                outcome=AssignmentOutcome.REASSIGNED,
+            )
+        ],
+        unique=("order", "vendor"),
+        update=("ended_at", "outcome"),
+    )
+    rows = {a.vendor_id: a for a in VendorAssignment.objects.filter(order=order)}
+    assert set(rows) == {first.pk, second.pk}
+    assert rows[first.pk].assigned_at == start  # not in `update`: kept
+    assert rows[first.pk].ended_at == later
+    assert rows[first.pk].outcome == AssignmentOutcome.REASSIGNED
+    assert rows[second.pk].ended_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_later_commits_the_row_and_leaves_the_session_synchronous():
+    order = OrderFactory()
+    with CaptureQueriesContext(connection) as queries:
+        sql.rows_insert([_message(order.pk, order.vendor_id)], flush_later=True)
+    assert VendorMessage.objects.filter(order=order).count() == 1
+    sent = queries.captured_queries[-1]["sql"]
+    if connection.vendor != "postgresql":
+        assert "synchronous_commit" not in sent
+        return
+    assert sent.startswith("SELECT set_config('synchronous_commit', 'off', true);")
+    with connection.cursor() as cursor:  # SET LOCAL ended with the statement's own commit
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_later_never_touches_a_transaction_the_caller_holds():
+    order = OrderFactory()
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        sql.rows_insert([_message(order.pk, order.vendor_id)], flush_later=True)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW synchronous_commit")
+                assert cursor.fetchone()[0] == "on"  # the caller's commit stays durable
+    assert "synchronous_commit" not in queries.captured_queries[0]["sql"]
+    assert VendorMessage.objects.filter(order=order).count() == 1
