@@ -24,13 +24,25 @@ VIEWER = "VIEWER"
 ROLES = (ADMIN, OPERATIONS, VIEWER)
 
 
+# The role names read with the user (api.authentication), so a request asks
+# the database for its user's groups once, not again for the permission.
+_ROLE_NAMES = "_role_names"
+
+
+def roles_remember(user: Any, names: set[str]) -> None:
+    """Keep the names of ``user``'s role groups on it, read in the user's query."""
+    setattr(user, _ROLE_NAMES, frozenset(names))
+
+
 def user_role(user: Any) -> str | None:
     """The strongest role a user holds; superusers are ADMIN."""
     if not user or not user.is_authenticated or not user.is_active:
         return None
     if user.is_superuser:
         return ADMIN
-    names = {group.name for group in user.groups.all()}
+    names = getattr(user, _ROLE_NAMES, None)
+    if names is None:
+        names = {group.name for group in user.groups.all()}
     for role in ROLES:
         if role in names:
             return role

@@ -8,11 +8,12 @@ the last access token expires.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from api.models import TokenRevocation
@@ -32,11 +33,34 @@ def user_tokens_revoke(*, user: Any, now: datetime | None = None) -> int:
     return len(rows)
 
 
-def token_revoked(*, user: Any, issued_at: Any) -> bool:
-    """Was a token of ``user`` issued at ``issued_at`` (the ``iat`` claim) revoked?"""
-    revoked_at = (
-        TokenRevocation.objects.filter(user_id=user.pk).values_list("revoked_at", flat=True).first()
+def revocation_remember(user: Any, revoked_at: Any) -> None:
+    """Keep ``user``'s revocation time (None: none), read with the user, on it."""
+    if isinstance(revoked_at, str):  # SQLite hands a raw column back as text
+        revoked_at = parse_datetime(revoked_at)
+        if revoked_at is not None and timezone.is_naive(revoked_at):
+            revoked_at = timezone.make_aware(revoked_at, UTC)
+    revocation = (
+        None if revoked_at is None else TokenRevocation(user_id=user.pk, revoked_at=revoked_at)
     )
+    type(user).token_revocation.related.set_cached_value(user, revocation)
+
+
+def token_revoked(*, user: Any, issued_at: Any) -> bool:
+    """Was a token of ``user`` issued at ``issued_at`` (the ``iat`` claim) revoked?
+
+    Read from ``user`` when its revocation came with it (api.authentication,
+    :func:`revocation_remember`), from the database otherwise.
+    """
+    related = type(user).token_revocation.related
+    if related.is_cached(user):
+        revocation = related.get_cached_value(user)
+        revoked_at = revocation.revoked_at if revocation is not None else None
+    else:
+        revoked_at = (
+            TokenRevocation.objects.filter(user_id=user.pk)
+            .values_list("revoked_at", flat=True)
+            .first()
+        )
     if revoked_at is None:
         return False
     if not isinstance(issued_at, int | float):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.core.cache import cache
 
@@ -32,6 +35,50 @@ def test_read_through_computes_once_per_period_and_says_how_old(cached):
 
     assert (first, second, len(calls)) == (1, 1, 1)
     assert age == 0.0 and later >= 0.0
+
+
+def test_a_stale_copy_is_recomputed_by_one_caller_while_the_others_get_it(cached):
+    """Eight threads find a 10 s old copy at once: one recomputes, seven are
+    answered from the old copy with its age, none waits for the recompute."""
+    cache.set("read-through:herd", (time.time() - 10, "old"), timeout=60)
+    calls, answers = [], []
+    start = threading.Barrier(8)
+
+    def compute() -> str:
+        calls.append(1)
+        time.sleep(0.5)  # the detection, slow under a cycle's load
+        return "new"
+
+    def caller() -> None:
+        start.wait()
+        began = time.monotonic()
+        value, age = read_through(key="herd", seconds=5, compute=compute)
+        answers.append((value, age, time.monotonic() - began))
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(calls) == 1
+    assert sorted(value for value, _, _ in answers) == ["new"] + ["old"] * 7
+    old = [(age, took) for value, age, took in answers if value == "old"]
+    assert all(age >= 10 for age, _ in old) and all(took < 0.4 for _, took in old)
+    assert read_through(key="herd", seconds=5, compute=compute) == ("new", pytest.approx(0, abs=1))
+    assert len(calls) == 1
+
+
+def test_a_failed_recompute_frees_the_refresh_for_the_next_caller(cached):
+    cache.set("read-through:fails", (time.time() - 10, "old"), timeout=60)
+
+    def broken() -> str:
+        raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError):
+        read_through(key="fails", seconds=5, compute=broken)
+
+    assert read_through(key="fails", seconds=5, compute=lambda: "new") == ("new", 0.0)
 
 
 def test_read_through_off_computes_every_time():
