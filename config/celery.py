@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from config.env import settings_load_or_exit
 
@@ -33,3 +33,31 @@ def _settings_check(sender: Celery, **kwargs: Any) -> None:
 def _in_process_broker(sender: Celery, source: Any, **kwargs: Any) -> None:
     if not source.broker_url:
         source.broker_url = IN_PROCESS_BROKER_URL
+
+
+def worker_nice_apply(level: int) -> int:
+    """Lower this process's CPU priority to nice ``level`` (0-19) and return the
+    level it runs at; never raises a priority (that would need privileges)."""
+    level = max(0, min(int(level), 19))
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if level > current:
+        os.setpriority(os.PRIO_PROCESS, 0, level)
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+@signals.worker_init.connect
+def _worker_nice(**kwargs: Any) -> None:
+    # Heals yield the CPU to the web process on a shared host (issue 21 item
+    # 7, settings CELERY_WORKER_NICE). Set in the main process before its pool
+    # starts: prefork children and pool threads inherit it; set again in each
+    # child in case a pool was started some other way.
+    from django.conf import settings
+
+    worker_nice_apply(settings.CELERY_WORKER_NICE)
+
+
+@signals.worker_process_init.connect
+def _worker_process_nice(**kwargs: Any) -> None:
+    from django.conf import settings
+
+    worker_nice_apply(settings.CELERY_WORKER_NICE)

@@ -48,6 +48,14 @@ CELERY_WORKER_POOL = env_str("CELERY_WORKER_POOL", "prefork")
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", os.cpu_count() or 2)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The workers' CPU priority, a nice value (0 = the web's, 19 = the lowest;
+# config.celery applies it when a worker starts). Where web and workers share
+# cores, the web's requests then preempt heals instead of queueing behind
+# them: the API's p99 while a cycle heals (issue 21 item 7, docs/BENCHMARK.md
+# "The API under load"). On a host that runs only workers it changes nothing
+# (nice only orders processes competing for a core), and PostgreSQL's backends
+# keep their own priority. 0 turns it off.
+CELERY_WORKER_NICE = env_int("CELERY_WORKER_NICE", 10)
 
 # Retry policy of heal_order (exponential backoff with full jitter, capped).
 HEALING_TASK_MAX_RETRIES = env_int("HEALING_TASK_MAX_RETRIES", 5)
