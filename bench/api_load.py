@@ -48,6 +48,7 @@ def load_run(*, base: str, token: str, clients: int, seconds: float) -> dict[str
     import requests
 
     latencies: list[float] = []
+    by_path: dict[str, list[float]] = {path: [] for path in PATHS}
     errors: list[str] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -69,6 +70,7 @@ def load_run(*, base: str, token: str, clients: int, seconds: float) -> dict[str
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
                 latencies.append(elapsed)
+                by_path[path].append(elapsed)
                 if problem:
                     errors.append(problem)
 
@@ -83,7 +85,69 @@ def load_run(*, base: str, token: str, clients: int, seconds: float) -> dict[str
         "p99_ms": round(_percentile(latencies, 0.99), 1),
         "errors": len(errors),
         "error_sample": sorted(set(errors))[:5],
+        "paths": {
+            path: {
+                "requests": len(values),
+                "p50_ms": round(statistics.median(values), 1) if values else 0.0,
+                "p99_ms": round(_percentile(values, 0.99), 1),
+            }
+            for path, values in by_path.items()
+        },
     }
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(  # noqa: S603
+        ["pgrep", "-P", str(pid)],  # noqa: S607 - procps, on PATH
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return [int(child) for child in out.stdout.split()]
+
+
+def _cpu_ticks(pids: list[int]) -> dict[int, int]:
+    """User + system CPU ticks of each of ``pids`` so far (/proc/<pid>/stat)."""
+    ticks: dict[int, int] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks
+
+
+def _postgres_pids() -> list[int]:
+    """The PostgreSQL backends serving this database (the web's and the workers')."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return [int(row[0]) for row in cursor.fetchall()]
+
+
+def measured_run(
+    *, base: str, token: str, clients: int, seconds: float, groups: dict[str, Any]
+) -> dict[str, Any]:
+    """:func:`load_run`, plus the CPU seconds each process group used meanwhile
+    (``groups``: name -> a callable giving its pids, asked before and after, so
+    a process started during the run counts from zero; "postgres" is every
+    backend on the machine) and the 1-minute load average before and after."""
+    before = {name: _cpu_ticks(pid_list()) for name, pid_list in groups.items()}
+    load_before = os.getloadavg()[0]
+    row = load_run(base=base, token=token, clients=clients, seconds=seconds)
+    tick = os.sysconf("SC_CLK_TCK")
+    row["cpu_s"] = {}
+    for name, pid_list in groups.items():
+        after = _cpu_ticks(pid_list())
+        used = sum(value - before[name].get(pid, 0) for pid, value in after.items())
+        row["cpu_s"][name] = round(used / tick, 1)
+    row["load_avg"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    return row
 
 
 class Web:
@@ -136,6 +200,10 @@ class Web:
             except requests.RequestException:
                 time.sleep(0.3)
         raise RuntimeError(f"gunicorn did not answer within {timeout:.0f}s; see {self.log}")
+
+    def pids(self) -> list[int]:
+        """The gunicorn master and its workers."""
+        return [self.process.pid, *_children(self.process.pid)] if self.process else []
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -193,11 +261,16 @@ def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     logs = Path(tempfile.mkdtemp(prefix="bench-api-"))
     figures: dict[str, Any] = {}
-    with Web(port=args.port, log=logs / "web.log"):
+    with Web(port=args.port, log=logs / "web.log") as web:
         token = _token(base, "bench-load", password)
+        groups: dict[str, Any] = {
+            "web": web.pids,
+            "postgres": _postgres_pids,
+            "client": lambda: [os.getpid()],
+        }
         print(f"phase 1: {args.clients} clients for {args.seconds:.0f}s, nothing else running")
-        figures["idle"] = load_run(
-            base=base, token=token, clients=args.clients, seconds=args.seconds
+        figures["idle"] = measured_run(
+            base=base, token=token, clients=args.clients, seconds=args.seconds, groups=groups
         )
         workers = [
             BenchWorker(
@@ -211,8 +284,10 @@ def main() -> None:
             )
             for index in range(args.workers)
         ]
-        with WorkerGroup(workers):
+        with WorkerGroup(workers) as group:
             import requests
+
+            groups["workers"] = lambda: [pid for worker in group.workers for pid in worker.pids()]
 
             started = requests.post(
                 f"{base}/api/v1/self-healing/run-cycle?wait=0",
@@ -220,8 +295,8 @@ def main() -> None:
                 timeout=60,
             )
             print(f"phase 2: cycle started ({started.status_code}); same load while it heals")
-            figures["cycle"] = load_run(
-                base=base, token=token, clients=args.clients, seconds=args.seconds
+            figures["cycle"] = measured_run(
+                base=base, token=token, clients=args.clients, seconds=args.seconds, groups=groups
             )
     _report(figures, args)
 
@@ -239,6 +314,17 @@ def _report(figures: dict[str, Any], args: argparse.Namespace) -> None:
         f"target: p99 <= {TARGET_P99_MS:.0f} ms with a cycle running, 0 errors -> "
         f"{'met' if met else 'NOT met'}"
     )
+    for name, row in (("alone", idle), ("while a cycle heals", cycle)):
+        paths = ", ".join(
+            f"{path.rsplit('/', 1)[1].split('?')[0]} {split['p50_ms']:.0f}/{split['p99_ms']:.0f}"
+            for path, split in row["paths"].items()
+        )
+        cpu = ", ".join(f"{group} {used:.1f}" for group, used in row["cpu_s"].items())
+        print(f"  {name}: p50/p99 ms by path: {paths}")
+        print(
+            f"  {name}: CPU s in {args.seconds:.0f}s: {cpu}; "
+            f"load average {row['load_avg'][0]} -> {row['load_avg'][1]}"
+        )
     for row in (idle, cycle):
         for sample in row["error_sample"]:
             print(f"  error: {sample}")
