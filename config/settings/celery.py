@@ -91,6 +91,20 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_QUEUE_TYPE = env_str("CELERY_QUEUE_TYPE", "classic")
 if CELERY_QUEUE_TYPE not in ("classic", "quorum"):
     raise ImproperlyConfigured("CELERY_QUEUE_TYPE must be 'classic' or 'quorum'")
+# Urgent re-sends of lost healings (healing.dispatch) overtake a backlog on a
+# classic RabbitMQ queue only if it was declared with x-max-priority (Celery's
+# task_queue_max_priority adds it to every queue). Quorum queues refuse the
+# argument and have two priority levels built in on RabbitMQ 4.0+; Redis has
+# its priority steps. Off by default: RabbitMQ refuses to redeclare an
+# existing queue with other arguments (PRECONDITION_FAILED), so an existing
+# deployment turns it on once its queues are deleted and recreated (README,
+# "Running on several machines"). 10 is RabbitMQ's advice (each level costs).
+_QUEUE_MAX_PRIORITY = env_int("CELERY_QUEUE_MAX_PRIORITY", 0)
+if not 0 <= _QUEUE_MAX_PRIORITY <= 255:
+    raise ImproperlyConfigured("CELERY_QUEUE_MAX_PRIORITY must be between 0 and 255")
+CELERY_TASK_QUEUE_MAX_PRIORITY = (
+    _QUEUE_MAX_PRIORITY if _QUEUE_MAX_PRIORITY and CELERY_QUEUE_TYPE == "classic" else None
+)
 _QUEUE_ARGUMENTS = {"x-queue-type": "quorum"} if CELERY_QUEUE_TYPE == "quorum" else None
 _EXCHANGE_TYPE = "topic" if CELERY_QUEUE_TYPE == "quorum" else "direct"
 CELERY_TASK_QUEUES = tuple(

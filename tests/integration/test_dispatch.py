@@ -73,3 +73,43 @@ def test_a_cycle_sends_a_lost_healing_ahead_of_its_first_sends(django_capture_on
         new_id: heal_priority(urgent=False) or 0,
         lost.pk: heal_priority(urgent=True),
     }
+
+
+def test_on_rabbitmq_an_urgent_resend_overtakes_a_backlog_of_first_sends():
+    """Issue 16: with CELERY_QUEUE_MAX_PRIORITY the classic queue honours the
+    priority healing.dispatch gives a re-send of a lost healing."""
+    import uuid
+
+    from kombu import Exchange, Queue
+
+    from healing.dispatch import heal_priority
+    from tests.multihost.test_broker_check import queue_declarations
+
+    url = str(django_settings.CELERY_BROKER_URL)
+    if not url.startswith("amqp"):
+        pytest.skip("message priorities on a classic queue are RabbitMQ's (Redis: test above)")
+    arguments = queue_declarations(CELERY_QUEUE_MAX_PRIORITY="10")["healing"][1]
+    name = f"test-priority-{uuid.uuid4().hex[:8]}"
+    queue = Queue(name, Exchange(name), routing_key=name, queue_arguments=arguments)
+    with app.connection_for_write() as conn:
+        bound = queue(conn.default_channel)
+        bound.declare()
+        try:
+            producer = conn.Producer()
+            for index in range(20):
+                producer.publish(
+                    {"n": index},
+                    exchange=queue.exchange,
+                    routing_key=name,
+                    priority=heal_priority(urgent=False, broker_url=url),
+                )
+            producer.publish(
+                {"n": "urgent"},
+                exchange=queue.exchange,
+                routing_key=name,
+                priority=heal_priority(urgent=True, broker_url=url),
+            )
+            first = bound.get(no_ack=True)
+            assert first is not None and first.payload == {"n": "urgent"}
+        finally:
+            bound.delete()

@@ -59,3 +59,14 @@ def test_quorum_queues_are_an_option():
         "healing": {"x-queue-type": "quorum"},
         "default": {"x-queue-type": "quorum"},
     }
+
+
+def test_classic_queues_take_a_max_priority_so_urgent_resends_overtake():
+    queues = queue_declarations(CELERY_QUEUE_MAX_PRIORITY="10")
+    assert {name: args for name, (_, args, _, _) in queues.items()} == {
+        "healing": {"x-max-priority": 10},
+        "default": {"x-max-priority": 10},
+    }
+    # Quorum queues have their priorities built in (RabbitMQ 4.0+): no argument.
+    queues = queue_declarations(CELERY_QUEUE_TYPE="quorum", CELERY_QUEUE_MAX_PRIORITY="10")
+    assert queues["healing"][1] == {"x-queue-type": "quorum"}
