@@ -13,7 +13,8 @@ recovery time). Brokers spell priority differently:
   default), consumed lowest step first, so 0 is the highest. First sends go
   at 6, urgent ones at 0. A message without a priority counts as 0.
 - RabbitMQ: higher is higher. Urgent sends carry 9, first sends none (0).
-  It takes effect on a classic queue declared with ``x-max-priority`` or a
+  It takes effect on a classic queue declared with ``x-max-priority``
+  (``CELERY_QUEUE_MAX_PRIORITY``) or a
   quorum queue on RabbitMQ 4.0+ (two levels, above 4 is high); otherwise the
   broker ignores the property. There the loss that matters most (a whole
   worker's prefetched messages) does not happen: RabbitMQ requeues a dead
