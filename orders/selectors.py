@@ -6,7 +6,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -25,13 +36,20 @@ from orders.models import (
 
 
 def vendor_candidates(
-    *, order_id: int | OuterRef, now: datetime | None = None, offers_per_minute: int = 0
+    *,
+    order_id: int | OuterRef,
+    now: datetime | None = None,
+    offers_per_minute: int = 0,
+    headroom: int = 0,
 ) -> QuerySet[Vendor]:
     """Active vendors with free capacity that never had the order, best first.
 
     Ranked by acceptance rate, then by free capacity, then by id so the choice
-    is deterministic. ``order_id`` may be an ``OuterRef`` so the healing load
-    can fetch its candidate in the same statement. ``offers_per_minute`` > 0
+    is deterministic; with ``headroom`` > 0 a vendor with at most that many
+    free slots comes after every roomier one (issue 16: a full vendor given
+    one slot back does not draw every concurrent reassignment into a race).
+    ``order_id`` may be an ``OuterRef`` so the healing load can fetch its
+    candidate in the same statement. ``offers_per_minute`` > 0
     leaves out a vendor that had that many offers in the last minute (issue
     18: a recovering vendor is not flooded).
     """
@@ -66,15 +84,30 @@ def vendor_candidates(
         vendors = vendors.alias(recent_offers=Coalesce(Subquery(recent), 0)).filter(
             recent_offers__lt=offers_per_minute
         )
-    return vendors.order_by("-acceptance_rate", "open_orders", "id")
+    ranking: list[Any] = ["-acceptance_rate", "open_orders", "id"]
+    if headroom > 0:
+        vendors = vendors.alias(
+            nearly_full=ExpressionWrapper(
+                Q(capacity__lte=F("open_orders") + headroom), output_field=BooleanField()
+            )
+        )
+        ranking.insert(0, "nearly_full")
+    return vendors.order_by(*ranking)
 
 
 def vendor_select(
-    *, order_id: int, offers_per_minute: int = 0, spread: int = 1, spread_key: int = 0
+    *,
+    order_id: int,
+    offers_per_minute: int = 0,
+    spread: int = 1,
+    spread_key: int = 0,
+    headroom: int = 0,
 ) -> Vendor | None:
     """The vendor an order goes to: the ``spread_key mod n``-th of the first
     ``spread`` candidates (issue 16: concurrent reassignments spread out)."""
-    ranked = vendor_candidates(order_id=order_id, offers_per_minute=offers_per_minute)
+    ranked = vendor_candidates(
+        order_id=order_id, offers_per_minute=offers_per_minute, headroom=headroom
+    )
     if spread <= 1:
         return ranked.first()
     top = list(ranked[:spread])

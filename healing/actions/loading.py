@@ -149,12 +149,13 @@ def _part(
     return part, columns
 
 
-def _candidate_sql(*, limited: bool, spread: int) -> str:
+def _candidate_sql(*, limited: bool, spread: int, headroom: int = 0) -> str:
     """``orders.selectors.vendor_candidates`` + ``vendor_select``, as SQL.
 
     Active, free capacity, never had the order, circuit not open and (when
     ``limited``) fewer offers in the last minute than the limit (issue 18);
-    best acceptance rate, then most free room, then id; the healing picks
+    vendors with more than ``headroom`` free slots before the nearly full
+    ones, then best acceptance rate, then most free room, then id; the healing picks
     the ``h.id mod n``-th of the first ``spread`` (issue 16), so concurrent
     reassignments do not all queue on the best vendor's row.
     tests/healing/actions/test_loading.py keeps the two in agreement.
@@ -178,20 +179,29 @@ def _candidate_sql(*, limited: bool, spread: int) -> str:
             f" AND (SELECT COUNT(*) FROM (SELECT 1 FROM {messages} m "  # noqa: S608
             "WHERE m.vendor_id = c2.id AND m.kind = %s AND m.created_at > %s LIMIT %s) q) < %s"
         )
-    ranking = "acceptance_rate DESC, {0}open_orders ASC, {0}id ASC"
-    ranked = f"FROM {vendors} c2 WHERE {where} ORDER BY c2.{ranking.format('c2.')}"
+    # Issue 16: a full vendor that got one slot back (an order reassigned
+    # away) ranks first again; every heal in flight then races for that one
+    # slot and all but one retry (9 % of heals at a 25,000-order backlog,
+    # bench.reassign_backlog). Ranking the nearly full last leaves their last
+    # ``headroom`` slots for when no roomier vendor is left. False sorts first.
+    nearly_full = f"({{0}}capacity - {{0}}open_orders <= {int(headroom)}), " if headroom > 0 else ""
+    ranking = nearly_full + "{0}acceptance_rate DESC, {0}open_orders ASC, {0}id ASC"
+    ranked = f"FROM {vendors} c2 WHERE {where} ORDER BY {ranking.format('c2.')}"
     if spread <= 1:
         return f"SELECT c2.id {ranked} LIMIT 1"
     return (
         "SELECT t.id FROM (SELECT r.id, "  # noqa: S608
-        f"ROW_NUMBER() OVER (ORDER BY r.{ranking.format('r.')}) - 1 AS rn, COUNT(*) OVER () AS n "
-        f"FROM (SELECT c2.id, c2.acceptance_rate, c2.open_orders {ranked} LIMIT {int(spread)}) r"
+        f"ROW_NUMBER() OVER (ORDER BY {ranking.format('r.')}) - 1 AS rn, COUNT(*) OVER () AS n "
+        "FROM (SELECT c2.id, c2.acceptance_rate, c2.open_orders, c2.capacity "
+        f"{ranked} LIMIT {int(spread)}) r"
         ") t WHERE t.rn = h.id %% t.n"  # %% is the modulo operator (parameter style)
     )
 
 
 @cache
-def _statement(vendor: str, limited: bool = False, spread: int = 1) -> _Statement:
+def _statement(
+    vendor: str, limited: bool = False, spread: int = 1, headroom: int = 0
+) -> _Statement:
     """The load statement for a database vendor; every name comes from the models."""
     sqlite = vendor == "sqlite"
     quote = connection.ops.quote_name
@@ -201,7 +211,7 @@ def _statement(vendor: str, limited: bool = False, spread: int = 1) -> _Statemen
     candidate_part, c_cols = _part(Vendor, "c", vendor_part.end, sqlite)
     vendors = quote(Vendor._meta.db_table)
     circuits = quote(VendorCircuit._meta.db_table)
-    candidate = _candidate_sql(limited=limited, spread=spread)
+    candidate = _candidate_sql(limited=limited, spread=spread, headroom=headroom)
     # The circuit of the order's vendor (vc) and of the candidate (cc).
     circuit_cols = "vc.state, vc.failures, vc.retry_at, cc.state, cc.failures, cc.retry_at"
     sql = (
@@ -288,7 +298,10 @@ def _claim_params(claim: ClaimRequest) -> list[Any]:
 def _load_row(healing_id: int, claim: ClaimRequest | None) -> tuple[_Statement, Any, bool]:
     limit = max(int(settings.HEALING_VENDOR_OFFERS_PER_MINUTE), 0)
     statement = _statement(
-        connection.vendor, limit > 0, max(int(settings.HEALING_REASSIGN_SPREAD), 1)
+        connection.vendor,
+        limit > 0,
+        max(int(settings.HEALING_REASSIGN_SPREAD), 1),
+        max(int(settings.HEALING_REASSIGN_HEADROOM), 0),
     )
     now = timezone.now()
     params: list[Any] = [RecoveryAction.REASSIGN_VENDOR.value, CircuitState.CLOSED.value, now]

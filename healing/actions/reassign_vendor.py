@@ -104,8 +104,11 @@ def reassign_vendor_run(
         )
     except NoVendorAvailable as exc:
         # The candidate filled up since the load: another candidate next time.
-        # The offer that went out is recorded whatever happens to the retry.
-        messages_record([delivery])
+        # The offer that went out is recorded whatever happens to the retry,
+        # and withdrawn as when the order moved on: the vendor must not keep
+        # an offer for an order that will go to someone else.
+        withdraw = _message(healing=healing, candidate=candidate, kind=MessageKind.WITHDRAW)
+        messages_record([delivery, _send_recorded(gateway=gateway, message=withdraw)])
         raise HealingTransientError(str(exc), token=claim.token) from exc
     return Outcome(
         healing.pk, RecoveryStatus.SUCCESS, f"reassigned to vendor {candidate.vendor_id}"

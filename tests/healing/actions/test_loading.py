@@ -106,3 +106,29 @@ def test_candidate_with_offer_limit_and_spread_is_vendor_selects(spread, setting
         assert loaded.candidate.vendor_id == expected.pk != at_limit.pk
         picked.add(expected.pk)
     assert picked == ({ranked[0].pk} if spread == 1 else {v.pk for v in ranked[:3]})
+
+
+@pytest.mark.parametrize("spread", [1, 3])
+def test_the_headroom_ranks_alike_in_the_load_statement_and_vendor_select(spread, settings):
+    """Issue 16: vendors with at most HEALING_REASSIGN_HEADROOM free slots come
+    after every roomier one, in both rankings."""
+    settings.HEALING_REASSIGN_SPREAD = spread
+    settings.HEALING_REASSIGN_HEADROOM = 4
+    old = VendorFactory(acceptance_rate=0.1)
+    nearly_full = [VendorFactory(acceptance_rate=0.99, capacity=cap) for cap in (3, 4)]
+    roomy = [VendorFactory(acceptance_rate=rate, capacity=50) for rate in (0.7, 0.6, 0.5)]
+    picked = set()
+    for _ in range(3):
+        order = OrderFactory(status="PENDING", stuck_minutes=45, vendor=old)
+        healing = initiate(order, "REASSIGN_VENDOR")
+
+        loaded = healing_load(healing_id=healing.pk)
+
+        expected = vendor_select(
+            order_id=order.pk, spread=spread, spread_key=healing.pk, headroom=4
+        )
+        assert loaded is not None and loaded.candidate is not None and expected is not None
+        assert loaded.candidate.vendor_id == expected.pk
+        picked.add(expected.pk)
+    assert not picked & {v.pk for v in nearly_full}
+    assert picked == ({roomy[0].pk} if spread == 1 else {v.pk for v in roomy})

@@ -30,7 +30,8 @@ def _round(healings: list, gateway: ScriptedGateway | None = None) -> list[objec
     barrier = threading.Barrier(len(healings))
 
     def hold(message: OutboundMessage) -> None:
-        barrier.wait(timeout=20)
+        if message.kind == "OFFER":  # a lost race's WITHDRAW goes out after the round
+            barrier.wait(timeout=20)
 
     gateway = gateway or ScriptedGateway(during=hold)
     return run_in_threads(*[lambda h=h: execute(h, gateway) for h in healings], timeout=60)
@@ -59,13 +60,36 @@ def test_spreading_over_the_top_candidates_cuts_the_retries_of_concurrent_reassi
         best = VendorFactory(acceptance_rate=best_rate, capacity=1)
         others = [VendorFactory(acceptance_rate=best_rate - 0.05) for _ in range(3)]
         healings = _stuck_healings(8, old)
-        with override_settings(HEALING_REASSIGN_SPREAD=spread):
+        with override_settings(HEALING_REASSIGN_SPREAD=spread, HEALING_REASSIGN_HEADROOM=0):
             retries[spread] = _retries(_round(healings))
         assert Order.objects.filter(vendor=best).count() == 1  # never overfilled
+        # Each heal that lost the race withdrew the offer it had sent (recorded).
+        withdrawn = VendorMessage.objects.filter(vendor=best, kind="WITHDRAW").count()
+        assert withdrawn == retries[spread]
         Vendor.objects.filter(pk__in=[best.pk, *(v.pk for v in others)]).update(is_active=False)
 
     assert retries[1] == 7
     assert retries[4] == 1
+
+
+def test_a_nearly_full_best_vendor_ranks_last_so_concurrent_reassignments_do_not_race():
+    """Issue 16's backlog retries: the same 8 concurrent reassignments with the
+    best vendor one slot from full, at the default headroom: that vendor ranks
+    after the roomier ones, nobody races for its slot and nothing retries."""
+    from django.conf import settings
+
+    assert settings.HEALING_REASSIGN_HEADROOM >= 1
+    old = VendorFactory(acceptance_rate=0.1)
+    best = VendorFactory(acceptance_rate=0.99, capacity=1)
+    roomy = VendorFactory(acceptance_rate=0.9)
+    healings = _stuck_healings(8, old)
+
+    assert _retries(_round(healings)) == 0
+    assert Order.objects.filter(vendor=roomy).count() == 8
+    assert Order.objects.filter(vendor=best).count() == 0
+    # Once it is the only vendor left, its last slot is used.
+    Vendor.objects.filter(pk=roomy.pk).update(is_active=False)
+    assert vendor_select(order_id=healings[0].order_id, headroom=8) == best
 
 
 @override_settings(HEALING_VENDOR_OFFERS_PER_MINUTE=2)
