@@ -47,8 +47,8 @@ def worker_nice_apply(level: int) -> int:
 
 @signals.worker_init.connect
 def _worker_nice(**kwargs: Any) -> None:
-    # Heals yield the CPU to the web process on a shared host (issue 21 item
-    # 7, settings CELERY_WORKER_NICE). Set in the main process before its pool
+    # Heals may yield the CPU to the web process on a shared host (issue 21
+    # item 7, settings CELERY_WORKER_NICE, off by default). Set in the main process before its pool
     # starts: prefork children and pool threads inherit it; set again in each
     # child in case a pool was started some other way.
     from django.conf import settings

@@ -50,12 +50,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The workers' CPU priority, a nice value (0 = the web's, 19 = the lowest;
 # config.celery applies it when a worker starts). Where web and workers share
-# cores, the web's requests then preempt heals instead of queueing behind
-# them: the API's p99 while a cycle heals (issue 21 item 7, docs/BENCHMARK.md
-# "The API under load"). On a host that runs only workers it changes nothing
-# (nice only orders processes competing for a core), and PostgreSQL's backends
-# keep their own priority. 0 turns it off.
-CELERY_WORKER_NICE = env_int("CELERY_WORKER_NICE", 10)
+# cores, a higher value lets the web's requests preempt heals. On a host that
+# runs only workers it changes nothing (nice only orders processes competing
+# for a core), and PostgreSQL's backends keep their own priority. Off by
+# default: measured for issue 21 item 7, 10 did not lower the API's p99 while
+# a cycle heals (docs/BENCHMARK.md "The API under load"), and it slows heals
+# whenever anything else wants the CPU.
+CELERY_WORKER_NICE = env_int("CELERY_WORKER_NICE", 0)
 
 # Retry policy of heal_order (exponential backoff with full jitter, capped).
 HEALING_TASK_MAX_RETRIES = env_int("HEALING_TASK_MAX_RETRIES", 5)

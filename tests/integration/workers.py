@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Leases, retry delays and time limits shortened so nothing waits on minutes.
 FAST_ENV = {
-    # The production default (10) lowers the workers below the web; the tests
-    # keep them at the test process's priority (test_worker_nice sets its own).
+    # At the test process's priority whatever the environment says
+    # (test_worker_nice sets its own).
     "CELERY_WORKER_NICE": "0",
     "HEALING_LEASE_SECONDS": "5",
     "HEALING_DISPATCH_LEASE_SECONDS": "5",
