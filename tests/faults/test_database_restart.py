@@ -3,14 +3,19 @@ and comes back; the next cycle runs within a minute of the database's return
 (the RUNNING cycle row does not block cycles for HEALING_CYCLE_LOCK_SECONDS),
 and every healing still ends: lost 0, double-healed 0.
 
-How the restart is made. The machine's PostgreSQL is shared and not ours to
-restart, so the outage is made on the test database alone, the way a restart
-looks to its clients: every backend connected to it is terminated
-(pg_terminate_backend: the cycle's own connection, its heartbeat thread's,
-the worker's) and for OUTAGE seconds no new connection is accepted (ALTER
-DATABASE ... ALLOW_CONNECTIONS false, which holds for superusers too), from a
-connection to the ``postgres`` database. Not done: a real server restart
-(WAL replay, a new postmaster) — the clients' view is the same.
+How the restart is made. In CI (``FAULTS_RESTART_POSTGRES=1``, set by
+.ci/run, which owns the server and runs this phase alone) it is a real one:
+the cluster is stopped in ``immediate`` mode, as a crash stops it (no
+checkpoint: the start replays WAL), and started again OUTAGE seconds later
+(``pg_ctlcluster``). That also proves the asynchronous commits of the heal
+path (the claim, the vendor-message row) safe: whatever the crash took of
+them, nothing is lost or healed twice. Elsewhere the machine's PostgreSQL is
+shared and not ours to restart, so the outage is made on the test database
+alone, the way a restart looks to its clients: every backend connected to it
+is terminated (pg_terminate_backend: the cycle's own connection, its
+heartbeat thread's, the worker's) and for OUTAGE seconds no new connection
+is accepted (ALTER DATABASE ... ALLOW_CONNECTIONS false, which holds for
+superusers too), from a connection to the ``postgres`` database.
 
 Time scale: the cycle's heartbeat (10 s) and stale age (60 s) are divided by
 SCALE = 12, so "within a minute" is within 5 s of the database's return.
@@ -19,6 +24,8 @@ Beat is played by this process: run_cycle's body every 15/12 s."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import time
 
@@ -63,16 +70,8 @@ class Outage:
     """Terminate every client of the test database and refuse new ones."""
 
     def __init__(self) -> None:
-        db = django_settings.DATABASES["default"]
-        self.name = db["NAME"]
-        self.admin = psycopg.connect(
-            host=db.get("HOST") or "127.0.0.1",
-            port=int(db.get("PORT") or 5432),
-            user=db.get("USER") or "postgres",
-            password=db.get("PASSWORD") or None,
-            dbname="postgres",
-            autocommit=True,
-        )
+        self.name = django_settings.DATABASES["default"]["NAME"]
+        self.admin = _admin_connection()
         self.terminated = 0
         self.back_at: float | None = None
 
@@ -107,6 +106,80 @@ class Outage:
         self.admin.close()
 
 
+class ServerRestart(Outage):
+    """Stop the whole PostgreSQL cluster as a crash does, start it again on ``up``."""
+
+    def __init__(self, cluster: tuple[str, str]) -> None:
+        self.cluster = cluster
+        super().__init__()
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(  # noqa: S603 - a fixed command line for our own cluster
+            ["pg_ctlcluster", "--skip-systemctl-redirect", *self.cluster, *args],  # noqa: S607
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def clients(self) -> int:
+        try:
+            return super().clients()
+        except psycopg.OperationalError:
+            return 0
+
+    def down(self) -> None:
+        self.terminated += self.clients() + 1  # every client, this admin connection too
+        self._ctl("stop", "-m", "immediate")
+        self.admin.close()
+
+    def up(self) -> None:
+        self._ctl("start")
+        self.admin = _admin_connection(wait=30)
+        self.back_at = time.monotonic()
+
+    def close(self) -> None:
+        if self.back_at is None:
+            self.up()
+        self.admin.close()
+
+
+def _admin_connection(*, wait: float = 0) -> psycopg.Connection:
+    db = django_settings.DATABASES["default"]
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return psycopg.connect(
+                host=db.get("HOST") or "127.0.0.1",
+                port=int(db.get("PORT") or 5432),
+                user=db.get("USER") or "postgres",
+                password=db.get("PASSWORD") or None,
+                dbname="postgres",
+                autocommit=True,
+            )
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _local_cluster() -> tuple[str, str] | None:
+    """The (version, name) of the local cluster on the database's port, if ours to restart."""
+    if os.environ.get("FAULTS_RESTART_POSTGRES") != "1" or not shutil.which("pg_lsclusters"):
+        return None
+    port = str(django_settings.DATABASES["default"].get("PORT") or 5432)
+    listed = subprocess.run(  # noqa: S603 - a fixed command line
+        ["pg_lsclusters", "--no-header"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for line in listed.stdout.splitlines():
+        version, name, cluster_port, *_ = line.split()
+        if cluster_port == port:
+            return version, name
+    return None
+
+
 def _beat_cycle() -> bool:
     """run_cycle's body (healing.tasks.run_cycle): True if the cycle ran."""
     connection_drop_broken()
@@ -124,7 +197,8 @@ def test_database_restart_while_a_cycle_dispatches(request, settings):
     ids = make_stuck_orders(total)
     episodes = snapshot_episodes(ids)
     log = worker_log(request)
-    outage = Outage()
+    cluster = _local_cluster()
+    outage = ServerRestart(cluster) if cluster else Outage()
 
     def dispatch_through_an_outage(pairs: list[tuple[int, str]]) -> None:
         # Half the tasks leave, the database goes away, the rest leave.
@@ -162,7 +236,8 @@ def test_database_restart_while_a_cycle_dispatches(request, settings):
     first = HealingCycle.objects.order_by("pk").first()
     assert first is not None
     print(
-        f"  backends terminated {outage.terminated}; outage {OUTAGE:.0f}s; first cycle "
+        f"  {'server crash-stopped, clients' if cluster else 'backends terminated'} "
+        f"{outage.terminated}; outage {OUTAGE:.0f}s; first cycle "
         f"{first.status} ({first.error[:60]!r}); next cycle ran {ran_after}s after the "
         f"database's return (x{SCALE}: {(ran_after or 0) * SCALE:.0f}s at default settings)"
     )
