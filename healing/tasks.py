@@ -34,8 +34,9 @@ from healing.sweeper import leases_sweep as leases_sweep_run
     # A pool child lost under it: the healing is re-sent at once (issue 16).
     base=HealTask,
     # Task events (received/started/succeeded: three broker publishes a heal)
-    # for Flower's task views; HEALING_TASK_EVENTS=false drops them for this
-    # task only (Flower keeps workers and every other task; issue 15).
+    # for Flower's task views only with HEALING_TASK_EVENTS=true (off by
+    # default: a quarter of the throughput; Flower keeps workers and every
+    # other task; issue 15).
     send_events=settings.HEALING_TASK_EVENTS,
 )
 def heal_order(self: Any, healing_id: int, token: str, takeover: bool = False) -> str:

@@ -32,7 +32,13 @@ HEALING_REASSIGN_SPREAD = env_int("HEALING_REASSIGN_SPREAD", 1)
 # backlog; 0 with it, bench.reassign_backlog). Cover the reassignments that
 # run at once: worker hosts x pool processes (threads). 0: rank by rate only.
 HEALING_REASSIGN_HEADROOM = env_int("HEALING_REASSIGN_HEADROOM", 8)
-HEALING_TASK_EVENTS = env_bool("HEALING_TASK_EVENTS", default=True)
+# Celery task events (received/started/succeeded) for heal_order, three broker
+# messages a heal from the worker's main process: on the quiet 2-core run 8
+# they cost a quarter of the throughput (242 heals/s with them, 320/s
+# without; docs/BENCHMARK.md). Off by default: Flower still shows the workers,
+# the queues and every other task, and each heal's state is its healing row
+# (API, dashboard, /metrics). true shows every heal in Flower's task views.
+HEALING_TASK_EVENTS = env_bool("HEALING_TASK_EVENTS", default=False)
 # The lease sweeper (beat): expired leases re-dispatched between cycles.
 HEALING_SWEEP_SECONDS = env_int("HEALING_SWEEP_SECONDS", 15)
 HEALING_SWEEP_BATCH = env_int("HEALING_SWEEP_BATCH", 500)
