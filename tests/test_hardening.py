@@ -216,6 +216,8 @@ REVIEWED_SQL = {
     ("bench/dataset.py", "snapshot_restore"),  # table constants
     ("bench/rawsql.py", "heal_one"),  # a list of %s placeholders
     ("orders/idempotency.py", "_claim"),  # table from _meta
+    ("orders/sql.py", "rows_insert"),  # names from _meta, %s values, a constant SET LOCAL prefix
+    ("healing/detection.py", "_index_driven_plan"),  # lists of %s placeholders
 }
 
 
