@@ -8,79 +8,32 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
-import psycopg
 import pytest
-from django.conf import settings
-from psycopg import sql
 
 from bench.report import JSON_KEYS
+from tests.bench.conftest import ROOT, BenchRun
 
 pytestmark = [pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _server() -> dict:
-    db = settings.DATABASES["default"]
-    return {
-        "host": db.get("HOST") or "127.0.0.1",
-        "port": int(db.get("PORT") or 5432),
-        "user": db.get("USER") or "postgres",
-        "password": db.get("PASSWORD") or None,
-    }
-
-
-@pytest.fixture
-def bench_database_url() -> Iterator[str]:
-    """A database of this test run's own (the benchmark replaces its data)."""
-    name = f"{settings.DATABASES['default']['NAME']}_bench"
-    server = _server()
-    password = f":{server['password']}" if server["password"] else ""
-    yield f"postgres://{server['user']}{password}@{server['host']}:{server['port']}/{name}"
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:
-        names = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", [f"{name}%"]
-        ).fetchall()
-        for (database,) in names:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
-
 
 @pytest.mark.timeout(330)
-def test_bench_prints_every_figure(bench_database_url: str) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench_database_url,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-    }
-    env.pop("TEST_DATABASE_NAME", None)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "bench_healing",
-            "--orders=1000",
-            "--stuck=60",
-            "--workers=1",
-            "--concurrency=2",
-            "--latency-sample=20",
-            "--gateway-latency-ms=50",
-            "--latency-threads=5",
-            "--detect-runs=2",
-            "--timeout=60",
-            "--backlog-orders=2000",
-            "--backlog-stuck=300",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+def test_bench_prints_every_figure(bench_run: BenchRun) -> None:
+    done = bench_run(
+        "manage.py",
+        "bench_healing",
+        "--orders=1000",
+        "--stuck=60",
+        "--workers=1",
+        "--concurrency=2",
+        "--latency-sample=20",
+        "--gateway-latency-ms=50",
+        "--latency-threads=5",
+        "--detect-runs=2",
+        "--timeout=60",
+        "--backlog-orders=2000",
+        "--backlog-stuck=300",
         timeout=300,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])

@@ -9,65 +9,29 @@ docs/BENCHMARK.md."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
-import psycopg
 import pytest
-from django.conf import settings
-from psycopg import sql
 
-from bench.dataset import server_params
+from tests.bench.conftest import BenchRun
 
 pytestmark = [pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def bench_database_url() -> Iterator[str]:
-    """A database of this test run's own (the script replaces its data)."""
-    db = settings.DATABASES["default"]
-    name = f"{db['NAME']}_bench_reassign"
-    server = server_params(db)
-    password = f":{server['password']}" if server["password"] else ""
-    yield f"postgres://{server['user']}{password}@{server['host']}:{server['port']}/{name}"
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+BENCH_DATABASE = "bench_reassign"
 
 
 @pytest.mark.timeout(300)
-def test_reassign_backlog_counts_every_retry_and_its_cause(bench_database_url: str) -> None:
-    env = {
-        **os.environ,
-        "DATABASE_URL": bench_database_url,
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-    }
-    env.pop("TEST_DATABASE_NAME", None)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.reassign_backlog",
-            "--orders=1000",
-            "--stuck=200",
-            "--headroom=4",
-            "--spreads=1,8",
-            "--workers=1",
-            "--concurrency=2",
-            "--timeout=120",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
+def test_reassign_backlog_counts_every_retry_and_its_cause(bench_run: BenchRun) -> None:
+    done = bench_run(
+        "-m",
+        "bench.reassign_backlog",
+        "--orders=1000",
+        "--stuck=200",
+        "--headroom=4",
+        "--spreads=1,8",
+        "--workers=1",
+        "--concurrency=2",
+        "--timeout=120",
         timeout=280,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])

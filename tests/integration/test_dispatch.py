@@ -83,7 +83,7 @@ def test_on_rabbitmq_an_urgent_resend_overtakes_a_backlog_of_first_sends():
     from kombu import Exchange, Queue
 
     from healing.dispatch import heal_priority
-    from tests.multihost.test_broker_check import queue_declarations
+    from tests.multihost.brokers import queue_declarations
 
     url = str(django_settings.CELERY_BROKER_URL)
     if not url.startswith("amqp"):

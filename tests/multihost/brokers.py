@@ -37,3 +37,28 @@ def rabbitmqctl(*args: str, timeout: float = 60) -> str:
         check=True,
     )
     return done.stdout
+
+
+def queue_declarations(**env: str) -> dict:
+    """The app's queues as a fresh process declares them, with ``env`` set."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.workers import ROOT
+
+    script = (
+        "import json; from config.celery import app; "
+        "print(json.dumps({n: [q.durable, q.queue_arguments, q.exchange.name, q.routing_key] "
+        "for n, q in app.amqp.queues.items()}))"
+    )
+    done = subprocess.run(  # noqa: S603 - our interpreter, fixed script
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "DEBUG": "true", "CELERY_BROKER_URL": "amqp://guest@127.0.0.1//", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])

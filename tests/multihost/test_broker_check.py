@@ -6,6 +6,7 @@ import pytest
 
 from healing.broker import BrokerUnavailable, broker_check
 from tests.faults.helpers import free_port
+from tests.multihost.brokers import queue_declarations
 
 
 def test_no_broker_configured_means_in_process_tasks_and_nothing_to_reach(settings):
@@ -19,31 +20,6 @@ def test_a_broker_nobody_answers_for_is_a_503_domain_error():
     assert raised.value.http_status == 503
     assert raised.value.code == "broker_unavailable"
     assert "no cycle was started" in raised.value.message
-
-
-def queue_declarations(**env: str) -> dict:
-    """The app's queues as a fresh process declares them, with ``env`` set."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from tests.integration.workers import ROOT
-
-    script = (
-        "import json; from config.celery import app; "
-        "print(json.dumps({n: [q.durable, q.queue_arguments, q.exchange.name, q.routing_key] "
-        "for n, q in app.amqp.queues.items()}))"
-    )
-    done = subprocess.run(  # noqa: S603 - our interpreter, fixed script
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**os.environ, "DEBUG": "true", "CELERY_BROKER_URL": "amqp://guest@127.0.0.1//", **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_rabbitmq_queues_are_durable_classic_queues_by_default():
