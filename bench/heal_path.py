@@ -39,10 +39,21 @@ class RoundTrips:
     statements: int = 0
     commits: int = 0
     backend_cpu_s: float | None = None
+    # Statements sent in orders.sql.pipelined blocks, and those blocks: a
+    # block's statements (and its transaction's BEGIN) are one round trip.
+    pipelined: int = 0
+    batches: int = 0
 
     @property
     def round_trips(self) -> int:
-        return self.statements + self.commits
+        return self.statements - self.pipelined + self.batches + self.commits
+
+
+def pipeline_active(connection: Any) -> bool:
+    """True while ``connection``'s statements are pipelined (orders.sql.pipelined)."""
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return False
+    return bool(connection.connection.pgconn.pipeline_status)
 
 
 def _backend_cpu_seconds(connection: Any) -> float | None:
@@ -81,8 +92,16 @@ def round_trips_counted(connection: Any) -> Iterator[RoundTrips]:
         counted.commits += 1
         return original_commit()
 
+    in_batch = False
+
     def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal in_batch
         counted.statements += 1
+        pipelined = pipeline_active(connection)
+        if pipelined:
+            counted.pipelined += 1
+            counted.batches += not in_batch
+        in_batch = pipelined
         return execute(sql, params, many, context)
 
     raw.commit = commit
@@ -96,13 +115,13 @@ def round_trips_counted(connection: Any) -> Iterator[RoundTrips]:
         counted.backend_cpu_s = cpu_after - cpu_before
 
 
-def _heal_inline(pairs: list[tuple[int, str]], cpu: list[float]) -> None:
+def _heal_inline(pairs: list[tuple[int, str]], cpu: list[float], wall: list[float]) -> None:
     from healing.errors import HealingTransientError
     from healing.execution import healing_execute
 
     for healing_id, token in pairs:
         current = token
-        started = time.process_time()
+        started, started_wall = time.process_time(), time.perf_counter()
         for retries in range(3):
             try:
                 healing_execute(healing_id=healing_id, token=current, retries=retries)
@@ -110,6 +129,7 @@ def _heal_inline(pairs: list[tuple[int, str]], cpu: list[float]) -> None:
             except HealingTransientError as exc:
                 current = str(exc.token)
         cpu.append(time.process_time() - started)
+        wall.append(time.perf_counter() - started_wall)
 
 
 def _one_run(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,12 +141,13 @@ def _one_run(args: argparse.Namespace) -> dict[str, Any]:
 
     call_command("seed_marketplace", orders=args.orders, stuck=args.stuck, quiet=True)
     cpu: list[float] = []
+    wall_per_heal: list[float] = []
     trips = RoundTrips()
 
     def inline(pairs: list[tuple[int, str]]) -> None:
         nonlocal trips
         with round_trips_counted(connection) as trips:
-            _heal_inline(pairs, cpu)
+            _heal_inline(pairs, cpu, wall_per_heal)
 
     with override_settings(
         VENDOR_GATEWAY_BACKEND="simulated",
@@ -142,9 +163,11 @@ def _one_run(args: argparse.Namespace) -> dict[str, Any]:
         "heals": len(cpu),
         "cpu_ms_per_heal": round(1000 * statistics.fmean(cpu), 3) if cpu else 0.0,
         "cpu_ms_per_heal_p50": round(1000 * statistics.median(cpu), 3) if cpu else 0.0,
+        "wall_ms_per_heal": round(1000 * statistics.fmean(wall_per_heal), 3) if cpu else 0.0,
         "pg_cpu_ms_per_heal": None if backend is None else round(1000 * backend / heals, 3),
         "statements_per_heal": round(trips.statements / heals, 3),
         "commits_per_heal": round(trips.commits / heals, 3),
+        "pipelined_per_heal": round(trips.pipelined / heals, 3),
         "pg_round_trips_per_heal": round(trips.round_trips / heals, 3),
         "wall_s": round(wall, 2),
     }

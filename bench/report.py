@@ -159,7 +159,8 @@ def report_rows(
         ),
         (
             "round trips per healing",
-            f"{seq['round_trips_per_heal']:.2f} (statements + BEGIN/COMMIT of "
+            f"{seq['round_trips_per_heal']:.2f} ({seq['statements_per_heal']:.1f} statements, "
+            f"{seq.get('pipelined_per_heal', 0.0):.1f} of them pipelined; BEGIN/COMMIT of "
             f"{seq['transactions']:,} transactions)",
         ),
     ]

@@ -12,11 +12,13 @@ statements themselves live with the service that owns the rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
-from django.db import connection, models
+from django.db import DatabaseError, connection, models
 
 
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
@@ -104,5 +106,95 @@ def rows_insert(
     ]
     if flush_later and _flush_later_allowed():
         sql = _FLUSH_LATER + sql
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    execute(sql, params)
+
+
+# --- One round trip for a transaction's statements -------------------------------
+
+Check = Callable[[int], None]  # called with the statement's row count; raises to refuse
+
+
+class _Pipeline:
+    """The statements sent inside one :func:`pipelined` block and their checks."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, Check | None]] = []
+
+    def checks_run(self, *, ran_only: bool = False) -> None:
+        """Each statement's check, in the order they were sent.
+
+        ``ran_only``: after a database error, only the statements the server
+        answered before it (the rest never ran)."""
+        for cursor, check in self.sent:
+            rowcount = cursor.rowcount
+            if ran_only and rowcount < 0:
+                return
+            if check is not None:
+                check(rowcount)
+
+    def close(self) -> None:
+        for cursor, _ in self.sent:
+            cursor.close()
+
+
+_pipeline: ContextVar[_Pipeline | None] = ContextVar("orders_sql_pipeline", default=None)
+
+
+def execute(statement: str, params: Sequence[Any], *, check: Check | None = None) -> None:
+    """Run one statement; ``check(rowcount)`` says whether it did what was meant.
+
+    Inside :func:`pipelined` the statement is only sent, and its check runs
+    when the block ends. Outside it (and always on SQLite) both run now.
+    """
+    batch = _pipeline.get()
+    if batch is None:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            if check is not None:
+                check(cursor.rowcount)
+        return
+    cursor = connection.cursor()
+    cursor.execute(statement, params)
+    batch.sent.append((cursor, check))
+
+
+@contextlib.contextmanager
+def pipelined() -> Iterator[None]:
+    """Send the block's :func:`execute` statements in one round trip (PostgreSQL).
+
+    Issue 15: a reassignment's apply step is five statements, and each waited
+    for its answer before the next was sent; in psycopg's pipeline mode they
+    all go at once and the answers come back together. The statements and
+    their checks are the same as without it, and the checks run in the same
+    order, so a refusal raises what it raised before: the statements after a
+    refused one ran too, but the block is inside a transaction (required) and
+    the refusal rolls all of it back. After a database error, the checks of
+    the statements that ran before it decide first, so an order that moved on
+    still reads as moved on, not as whatever the next statement then hit.
+    A no-op on SQLite.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("orders.sql.pipelined() needs a transaction: a refusal rolls it back")
+    if connection.vendor != "postgresql" or _pipeline.get() is not None:
+        yield  # SQLite, or inside another block: that one sends and checks
+        return
+    connection.ensure_connection()
+    batch = _Pipeline()
+    token = _pipeline.set(batch)
+    try:
+        try:
+            with connection.wrap_database_errors, connection.connection.pipeline() as pipe:
+                try:
+                    yield
+                finally:
+                    _pipeline.reset(token)  # the checks' own reads are not pipelined
+                pipe.sync()
+        except DatabaseError:
+            # A check that must read fails in the aborted transaction: the
+            # error itself is the answer then.
+            with contextlib.suppress(DatabaseError):
+                batch.checks_run(ran_only=True)
+            raise
+        batch.checks_run()
+    finally:
+        batch.close()

@@ -160,13 +160,16 @@ def healing_finish(
         sql.prepared(HealingAction, "claim_token", claim.token),
         *claim.statuses,
     ]
-    with connection.cursor() as cursor:
-        statement = _finish_sql(connection.vendor, tuple(values), len(claim.statuses))
-        cursor.execute(statement, params)
-        updated = cursor.rowcount
-    if not updated:
-        raise StaleClaim(f"healing {healing.pk} was taken over")
-    # The snapshot a notification takes after this sees the outcome (issue 20).
+
+    def taken(updated: int) -> None:
+        if not updated:
+            raise StaleClaim(f"healing {healing.pk} was taken over")
+
+    statement = _finish_sql(connection.vendor, tuple(values), len(claim.statuses))
+    sql.execute(statement, params, check=taken)
+    # The snapshot a notification takes after this sees the outcome (issue 20);
+    # a refused write raises (now, or at the end of a pipelined block) and
+    # the caller's transaction discards the row and this copy alike.
     healing.recovery_status = status
     healing.skip_reason = skip_reason
     healing.error_message = error

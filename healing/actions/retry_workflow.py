@@ -18,6 +18,7 @@ from healing.actions.circuit import circuit_permit, circuit_send, finish_circuit
 from healing.actions.loading import Candidate
 from healing.models import HealingAction, RecoveryStatus
 from orders import services as order_services
+from orders import sql
 from orders.errors import OrderMovedOn
 from orders.gateway import WORKFLOW_STEP, OutboundMessage, VendorGateway
 from orders.health import DENY
@@ -50,7 +51,7 @@ def retry_workflow_run(
     )
     delivery = circuit_send(claim=claim, gateway=gateway, message=step, target=target)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), sql.pipelined():
             order_services.order_restart_clock(
                 order=order,
                 actor=order_services.Actor.healing(),
@@ -65,7 +66,8 @@ def retry_workflow_run(
                 claim=claim,
                 status=RecoveryStatus.SUCCESS,
                 now=now,
-                resulting_status=order.status,
+                # The status the restart kept (its check runs at the block's end).
+                resulting_status=healing.detected_status,
             )
     except OrderMovedOn:
         return finish_moved_on(healing=healing, claim=claim, now=now, deliveries=[delivery])

@@ -130,20 +130,21 @@ def _compare_and_set(
     statement = _compare_and_set_sql(
         connection.vendor, names, expected_clock is not None, expected_vendor_id is not None
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        updated = cursor.rowcount
-    if not updated:
-        raise OrderMovedOn(
-            f"order {order.number} is no longer {expected_status}"
-            + (" in the same stuck episode" if expected_clock is not None else "")
-        )
-    # Keep the caller's instance in step with the row.
-    for name, value in changes.items():
-        setattr(order, name, value)
-    order.stuck_since = now
-    order.updated_at = now
-    order._loaded_status = order.status
+
+    def moved_on(updated: int) -> None:
+        if not updated:
+            raise OrderMovedOn(
+                f"order {order.number} is no longer {expected_status}"
+                + (" in the same stuck episode" if expected_clock is not None else "")
+            )
+        # Keep the caller's instance in step with the row.
+        for name, value in changes.items():
+            setattr(order, name, value)
+        order.stuck_since = now
+        order.updated_at = now
+        order._loaded_status = order.status
+
+    sql.execute(statement, params, check=moved_on)
 
 
 def _history(

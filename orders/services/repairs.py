@@ -6,6 +6,7 @@ from datetime import datetime
 from functools import cache
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from orders import sql
@@ -69,15 +70,24 @@ def _vendor_load_move(*, order: Order, old_vendor_id: int | None, new_vendor_id:
     if from_a_vendor:
         params.append(old_vendor_id)
     params += [new_vendor_id, sql.prepared(Vendor, "is_active", True), order.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(_vendor_load_move_sql(connection.vendor, from_a_vendor), params)
-        moved = cursor.rowcount
-    if moved != len(vendor_ids):
-        if VendorAssignment.objects.filter(order_id=order.pk, vendor_id=new_vendor_id).exists():
+
+    def moved(rows: int) -> None:
+        if rows == len(vendor_ids):
+            return
+        # Why the new vendor's row did not move. It is locked by the statement
+        # (its FOR UPDATE), so it reads as the statement saw it; it is read
+        # rather than the assignments because a pipelined block's upsert
+        # (orders.sql.pipelined) has written this order's row for it by now.
+        has_room = Vendor.objects.filter(
+            pk=new_vendor_id, is_active=True, open_orders__lt=F("capacity")
+        ).exists()
+        if has_room:
             raise InvalidTransition(
                 f"vendor {new_vendor_id} already had order {order.number}", field="vendor"
             )
         raise NoVendorAvailable(f"vendor {new_vendor_id} is inactive or at capacity")
+
+    sql.execute(_vendor_load_move_sql(connection.vendor, from_a_vendor), params, check=moved)
 
 
 def _assignments_swap(

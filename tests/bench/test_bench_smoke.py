@@ -48,8 +48,9 @@ def test_bench_prints_every_figure(bench_run: BenchRun) -> None:
     assert 5 <= figures["statements_per_heal"] <= 8
     assert figures["worker_rss_mb_max"] < 1000
     assert figures["time_to_heal_p95_s"] < 60
-    # Statements plus each transaction's BEGIN and COMMIT.
-    assert figures["pg_round_trips_per_heal"] > figures["statements_per_heal"]
+    # The apply step's statements go in one round trip (orders.sql.pipelined),
+    # with their BEGIN; its COMMIT and the statements outside it add one each.
+    assert 3 <= figures["pg_round_trips_per_heal"] < figures["statements_per_heal"]
     assert "met?" in done.stdout and "heal_per_s" in done.stdout.split("met?")[1]
 
 

@@ -45,6 +45,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from bench import dataset, phases
+from bench.heal_path import pipeline_active
 from bench.rawsql import raw_heal_all
 from bench.report import report_rows, summary_build
 from bench.targets import targets_rows
@@ -511,6 +512,10 @@ class Command(BaseCommand):
 
         transactions = 0
         open_transaction = [False]
+        # Statements sent in an orders.sql.pipelined block share one round
+        # trip (with their transaction's BEGIN); ``batches`` counts those.
+        pipelined = batches = begins_pipelined = 0
+        in_batch = [False]
 
         def committed() -> None:
             nonlocal transactions
@@ -518,11 +523,17 @@ class Command(BaseCommand):
             open_transaction[0] = False
 
         def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-            nonlocal statements
+            nonlocal statements, pipelined, batches, begins_pipelined
             statements += 1
+            sent_pipelined = pipeline_active(connection)
+            if sent_pipelined:
+                pipelined += 1
+                batches += not in_batch[0]
+            in_batch[0] = sent_pipelined
             # One on_commit hook per transaction counts its commit.
             if connection.in_atomic_block and not open_transaction[0]:
                 open_transaction[0] = True
+                begins_pipelined += sent_pipelined
                 transaction.on_commit(committed)
             return execute(sql, params, many, context)
 
@@ -561,9 +572,15 @@ class Command(BaseCommand):
             "statements_per_heal": statements / executed if executed else 0.0,
             "statements_max": most,
             "transactions": transactions,
-            # Every statement is a round trip, and every transaction adds
-            # two: psycopg's BEGIN before its first statement, and COMMIT.
-            "round_trips_per_heal": (statements + 2 * transactions) / executed if executed else 0.0,
+            "pipelined_per_heal": pipelined / executed if executed else 0.0,
+            # A statement is a round trip, or a pipelined block is one; every
+            # transaction adds its COMMIT and, unless it went in a block,
+            # psycopg's BEGIN before its first statement.
+            "round_trips_per_heal": (
+                (statements - pipelined + batches + 2 * transactions - begins_pipelined) / executed
+                if executed
+                else 0.0
+            ),
         }
 
     def _phase_sequential(self) -> None:
