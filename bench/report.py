@@ -32,6 +32,7 @@ JSON_KEYS = [
     "stuck",
     "workers",
     "concurrency",
+    "pool",
 ]
 
 
@@ -76,6 +77,7 @@ def summary_build(*, figures: dict[str, Any], opts: dict[str, Any]) -> dict[str,
         "stuck": opts["stuck"],
         "workers": opts["workers"],
         "concurrency": opts["concurrency"],
+        "pool": opts["pool"],
     }
     assert list(summary) == JSON_KEYS
     return summary

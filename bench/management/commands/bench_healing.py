@@ -113,7 +113,13 @@ class Command(BaseCommand):
             "--concurrency",
             type=_positive,
             default=os.cpu_count() or 2,
-            help="prefork pool processes per worker (default: CPU count)",
+            help="pool processes (or threads) per worker (default: CPU count)",
+        )
+        parser.add_argument(
+            "--pool",
+            choices=("prefork", "threads"),
+            default="prefork",
+            help="the pipeline phase's worker pool (CELERY_WORKER_POOL)",
         )
         parser.add_argument("--gateway-latency-ms", type=float, default=100.0)
         parser.add_argument("--latency-sample", type=_positive, default=500)
@@ -437,8 +443,8 @@ class Command(BaseCommand):
         stuck = opts["stuck"]
         self._purge_broker()
         self.log(
-            f"pipeline: {opts['workers']} workers x {opts['concurrency']} prefork processes, "
-            "gateway answering at once"
+            f"pipeline: {opts['workers']} workers x {opts['concurrency']} {opts['pool']} "
+            "pool, gateway answering at once"
         )
         # No-op baseline first, on the same workers and queue. The queue is
         # filled before the workers start: sending from one process is slower
@@ -447,7 +453,7 @@ class Command(BaseCommand):
             for index in tqdm(range(stuck), desc="queueing no-ops", unit="task", file=sys.stderr):
                 noop.apply_async(args=(index,), producer=producer)
         with self._workers(
-            label="prefork", pool="prefork", concurrency=opts["concurrency"], latency_ms=0
+            label="pipeline", pool=opts["pool"], concurrency=opts["concurrency"], latency_ms=0
         ) as group:
             noops = self._wait_finished(task=NOOP_TASK, expected=stuck, desc="no-op tasks")
             first_noop = min(row.at for row in noops)
