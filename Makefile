@@ -24,10 +24,12 @@ test: $(VENV)/.installed
 
 # The full stack (web, worker, beat, flower) against PostgreSQL and Redis.
 # Every process, migrate included, reads .env through config.env (settings);
+# create_database makes the PostgreSQL database on a fresh server first.
 # honcho reads the same file for the Procfile's own variables. The web
 # process listens on PORT (8000 by default, as the README's curl lines use).
 run: $(VENV)/.installed
 	@test -n "$$DATABASE_URL" -o -f "$${ENV_FILE:-.env}" || { echo "set DATABASE_URL and CELERY_BROKER_URL (or cp .env.example .env)"; exit 1; }
+	$(PY) manage.py create_database
 	$(PY) manage.py migrate --no-input
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/honcho start -e "$${ENV_FILE:-.env}" \
 		-p "$${PORT:-8000}" web worker beat flower

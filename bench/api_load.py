@@ -249,7 +249,7 @@ def main() -> None:
         sys.exit("bench.api_load replaces its database's data: use a database named *bench*")
     if not os.environ.get("CELERY_BROKER_URL"):
         sys.exit("bench.api_load needs CELERY_BROKER_URL (its workers heal the cycle)")
-    from bench.dataset import database_ensure
+    from config.database import database_ensure
 
     if database_ensure(settings.DATABASES["default"]):  # a fresh machine has none
         print(f"created database {settings.DATABASES['default']['NAME']}", flush=True)

@@ -15,15 +15,12 @@ seconds instead of a reseed of a million orders.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
-from psycopg import sql
 
 OPEN = "('PENDING','CONFIRMED','ACCEPTED','PROCESSING','SHIPPED')"
 # Written by healings and cycles; empty in a freshly seeded marketplace.
@@ -38,28 +35,6 @@ HEALING_TABLES = [
 # Append-only tables a healing inserts into; rows past the snapshot's max id go.
 APPENDED = ["order_status_changes", "vendor_assignments", "credit_entries"]
 FINGERPRINT_VERSION = 1
-
-
-def server_params(settings_db: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "host": settings_db.get("HOST") or "127.0.0.1",
-        "port": int(settings_db.get("PORT") or 5432),
-        "user": settings_db.get("USER") or "postgres",
-        "password": settings_db.get("PASSWORD") or None,
-        "connect_timeout": 3,
-    }
-
-
-def database_ensure(settings_db: Mapping[str, Any]) -> bool:
-    """Create the database when absent; True when it was created."""
-    params = server_params(settings_db)
-    name = settings_db["NAME"]
-    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists:
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return True
 
 
 def migrate() -> None:

@@ -326,11 +326,12 @@ def main() -> None:
     from django.core.management import call_command
 
     from bench import dataset
+    from config.database import database_ensure
 
     db = settings.DATABASES["default"]
     if "bench" not in db["NAME"] or not settings.CELERY_BROKER_URL:
         sys.exit("bench.reassign_backlog needs a database named *bench* and CELERY_BROKER_URL")
-    dataset.database_ensure(db)
+    database_ensure(db)
     call_command("migrate", verbosity=0)
     seeded = time.monotonic()
     prepared = _prepare(args)

@@ -69,3 +69,27 @@ def _discard(stream: Any) -> None:
         os.dup2(devnull, stream.fileno())
     finally:
         os.close(devnull)
+
+
+@contextmanager
+def database_unreachable_exits(*, program: str) -> Iterator[None]:
+    """A command that cannot connect to its database: one line and exit 1.
+
+    The usual cause on a new machine is a PostgreSQL database that was never
+    created (``cp .env.example .env && make run`` before ``make run`` created
+    it): psycopg's "connection failed: ... database ... does not exist" under
+    a 40-line traceback. Other database errors keep their traceback.
+    """
+    from django.db import OperationalError
+
+    try:
+        yield
+    except OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        if not reason.startswith("connection failed") and "unable to open database" not in reason:
+            raise
+        sys.stderr.write(
+            f"{program}: cannot connect to the database: {reason[:400]} "
+            "(is PostgreSQL running? `python manage.py create_database` creates a missing one)\n"
+        )
+        raise SystemExit(1) from None

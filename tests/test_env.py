@@ -161,3 +161,82 @@ def test_the_celery_worker_without_a_secret_key_prints_one_line():
         "celery: configuration error: SECRET_KEY is not set. Set it in the environment or "
         "in .env (cp .env.example .env), or set DEBUG=true for local development."
     ]
+
+
+# --- A database that is not there yet: one line, and make run creates it -----------
+
+
+def _database_env(name: str, *, port: int | None = None) -> dict[str, str]:
+    """A manage.py environment whose DATABASE_URL names ``name`` on the tests' server."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    host, user = db.get("HOST") or "127.0.0.1", db.get("USER") or "postgres"
+    port = port or int(db.get("PORT") or 5432)
+    return {
+        "ENV_FILE": "",
+        "DEBUG": "true",
+        "DATABASE_URL": f"postgres://{user}@{host}:{port}/{name}",
+    }
+
+
+def _database_drop(name: str) -> None:
+    import psycopg
+    from django.db import connection
+
+    from config.database import server_params
+
+    with psycopg.connect(
+        dbname="postgres", autocommit=True, **server_params(connection.settings_dict)
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_a_command_against_a_database_that_does_not_exist_prints_one_line():
+    # `cp .env.example .env && make run` on a new machine stopped at migrate
+    # with psycopg's "database does not exist" under a 40-line traceback.
+    name = f"never_created_{os.getpid()}"
+    result = run([sys.executable, "manage.py", "migrate", "--no-input"], **_database_env(name))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("manage.py: cannot connect to the database: connection failed")
+    assert f'database "{name}" does not exist' in line
+    assert "python manage.py create_database" in line
+
+
+@pytest.mark.postgres
+def test_create_database_creates_a_missing_database_once_then_migrate_runs():
+    name = f"created_by_test_{os.getpid()}"
+    env = _database_env(name)
+    try:
+        first = run([sys.executable, "manage.py", "create_database"], **env)
+        second = run([sys.executable, "manage.py", "create_database"], **env)
+        migrated = run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], **env)
+    finally:
+        _database_drop(name)
+
+    assert (first.returncode, first.stdout.strip()) == (0, f"created database {name}"), first.stderr
+    assert (second.returncode, second.stdout.strip()) == (0, f"database {name} exists")
+    assert migrated.returncode == 0, migrated.stderr
+
+
+@pytest.mark.postgres
+def test_create_database_names_the_server_it_cannot_reach_in_one_line():
+    result = run([sys.executable, "manage.py", "create_database"], **_database_env("x", port=1))
+
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("CommandError: cannot create database 'x' on ")
+    assert ":1: " in line and "Traceback" not in result.stderr
+
+
+def test_make_run_creates_the_database_before_it_migrates():
+    makefile = (ROOT / "Makefile").read_text()
+    run_target = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    steps = [line.strip() for line in run_target.splitlines()[1:]]
+    assert steps.index("$(PY) manage.py create_database") < steps.index(
+        "$(PY) manage.py migrate --no-input"
+    )

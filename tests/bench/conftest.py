@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from psycopg import sql
 
-from bench.dataset import server_params
+from config.database import server_params
 
 ROOT = Path(__file__).resolve().parents[2]
 

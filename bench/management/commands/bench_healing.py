@@ -51,6 +51,7 @@ from bench.report import report_rows, summary_build
 from bench.targets import targets_rows
 from bench.whatif_phase import whatif_phase
 from bench.workers import BenchWorker, OutcomeLog, WorkerGroup
+from config.database import database_ensure, server_params
 from healing.cycle import healing_cycle_run
 from healing.detection import stuck_orders_detect
 from healing.dispatch import healings_dispatch as dispatch_healings
@@ -171,7 +172,7 @@ class Command(BaseCommand):
         for name in ("healing", "healing.tasks", "notifications"):
             logging.getLogger(name).setLevel(logging.WARNING)
         self._preflight(need_redis=not (opts["detect_only"] or opts["backlog_only"]))
-        if dataset.database_ensure(self.db):
+        if database_ensure(self.db):
             self.log(f"created database {self.db['NAME']}")
         dataset.migrate()
         # Seeding, shifting a reused data set's clocks and restoring snapshots
@@ -205,7 +206,7 @@ class Command(BaseCommand):
         )
         if "postgresql" not in self.db["ENGINE"]:
             raise CommandError(f"{missing}; DATABASE_URL is not a PostgreSQL URL")
-        params = dataset.server_params(self.db)
+        params = server_params(self.db)
         try:
             psycopg.connect(dbname="postgres", **params).close()
         except psycopg.Error as exc:
@@ -491,7 +492,7 @@ class Command(BaseCommand):
         pairs: list[tuple[int, str]] = []
         self._cycle(pairs.extend)
         self.log(f"raw SQL: {len(pairs)} healings over {connections} psycopg connections")
-        params = dataset.server_params(self.db)
+        params = server_params(self.db)
         params.pop("connect_timeout")
         with tqdm(total=len(pairs), desc="raw SQL", unit="heal", file=sys.stderr) as bar:
             elapsed, outcomes = raw_heal_all(
