@@ -1,7 +1,7 @@
 """The API tests run with throttling off (test_throttling.py switches it on).
 
 The fixtures (users per role, JWT clients, default rules) are in
-tests/conftest.py, shared with tests/healing/test_apis.py and
+tests/conftest.py, shared with tests/healing/test_apis_*.py and
 tests/notifications/test_apis.py; helpers in tests/api/helpers.py.
 """
 
