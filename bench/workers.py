@@ -7,8 +7,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import redis
+from celery.signals import after_task_publish
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +52,40 @@ class OutcomeLog:
                 new.append(Finished(task, key, state, outcome, float(at)))
         self.rows.extend(new)
         return new
+
+
+class PublishTimes:
+    """Wall-clock time each ``task`` left this process (Celery's
+    after_task_publish), to compare with the times ``OutcomeLog`` reads."""
+
+    def __init__(self, *, task: str) -> None:
+        self.task = task
+        self.sent: dict[str, float] = {}
+
+    def __call__(self, sender: Any = None, body: Any = None, **kwargs: Any) -> None:
+        if sender != self.task:
+            return
+        args = body[0] if isinstance(body, tuple | list) else body.get("args", ())
+        self.sent[str(args[0])] = time.time()
+
+    @contextmanager
+    def recording(self) -> Iterator[PublishTimes]:
+        after_task_publish.connect(self, weak=False)
+        try:
+            yield self
+        finally:
+            after_task_publish.disconnect(self)
+
+
+def broker_purge(url: str) -> None:
+    """Empty the healing queue (and its priority variants) and kombu's unacked
+    bookkeeping on the Redis broker at ``url``: leftovers of an interrupted
+    run would be counted."""
+    client = redis.Redis.from_url(url)
+    for pattern in ("healing*", "unacked*"):
+        keys = list(client.scan_iter(match=pattern))
+        if keys:
+            client.delete(*keys)
 
 
 class BenchWorker:

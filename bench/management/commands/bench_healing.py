@@ -24,43 +24,30 @@ import json
 import logging
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import redis
-from celery.signals import after_task_publish
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection, transaction
-from django.test.utils import override_settings
+from django.db import connection
 from django.utils import timezone
 from tqdm import tqdm
 
 from bench import dataset, phases
-from bench.heal_path import pipeline_active
-from bench.rawsql import raw_heal_all
+from bench.preflight import services_check
 from bench.report import report_rows, summary_build
+from bench.sequential import raw_sql_measure, sequential_cycle_run
 from bench.targets import targets_rows
 from bench.whatif_phase import whatif_phase
-from bench.workers import BenchWorker, OutcomeLog, WorkerGroup
-from config.database import database_ensure, server_params
-from healing.cycle import healing_cycle_run
+from bench.workers import BenchWorker, OutcomeLog, PublishTimes, WorkerGroup, broker_purge
+from config.database import database_ensure
 from healing.detection import stuck_orders_detect
 from healing.dispatch import healings_dispatch as dispatch_healings
-from healing.errors import HealingTransientError
-from healing.execution import healing_execute
-from healing.models import Trigger
 from healing.tasks import heal_order, noop
 
-ROOT = Path(__file__).resolve().parents[3]
 HEAL_TASK = heal_order.name
 NOOP_TASK = noop.name
 # Outcomes that end a healing task; RETRY means another delivery follows.
@@ -72,35 +59,6 @@ def _positive(value: str) -> int:
     if number < 1:
         raise ValueError
     return number
-
-
-def _percentile(values: list[float], share: float) -> float:
-    """Nearest-rank percentile; the samples are thousands, no interpolation needed."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
-
-
-class PublishTimes:
-    """Wall-clock time each healing task left this process (Celery's after_task_publish)."""
-
-    def __init__(self) -> None:
-        self.sent: dict[str, float] = {}
-
-    def __call__(self, sender: Any = None, body: Any = None, **kwargs: Any) -> None:
-        if sender != HEAL_TASK:
-            return
-        args = body[0] if isinstance(body, tuple | list) else body.get("args", ())
-        self.sent[str(args[0])] = time.time()
-
-    @contextmanager
-    def recording(self) -> Iterator[PublishTimes]:
-        after_task_publish.connect(self, weak=False)
-        try:
-            yield self
-        finally:
-            after_task_publish.disconnect(self)
 
 
 class Command(BaseCommand):
@@ -171,7 +129,14 @@ class Command(BaseCommand):
         # baseline a little faster than it really is: the speedups err low.
         for name in ("healing", "healing.tasks", "notifications"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        self._preflight(need_redis=not (opts["detect_only"] or opts["backlog_only"]))
+        services_check(
+            db=self.db,
+            broker=settings.CELERY_BROKER_URL,
+            need_redis=not (opts["detect_only"] or opts["backlog_only"]),
+            allow_any_database=opts["allow_any_database"],
+        )
+        if settings.DEBUG:
+            self.log("warning: DEBUG is on; Django keeps every query in memory, figures suffer")
         if database_ensure(self.db):
             self.log(f"created database {self.db['NAME']}")
         dataset.migrate()
@@ -199,55 +164,7 @@ class Command(BaseCommand):
     def log(self, message: str) -> None:
         self.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}")
 
-    def _preflight(self, *, need_redis: bool) -> None:
-        missing = (
-            "bench_healing needs PostgreSQL and Redis: set DATABASE_URL=postgres://... and "
-            "CELERY_BROKER_URL=redis://... (make bench sets both to the local services)"
-        )
-        if "postgresql" not in self.db["ENGINE"]:
-            raise CommandError(f"{missing}; DATABASE_URL is not a PostgreSQL URL")
-        params = server_params(self.db)
-        try:
-            psycopg.connect(dbname="postgres", **params).close()
-        except psycopg.Error as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CommandError(
-                f"{missing}; PostgreSQL at {params['host']}:{params['port']} does not answer "
-                f"({first})"
-            ) from exc
-        if need_redis:
-            broker = settings.CELERY_BROKER_URL
-            if not broker.startswith(("redis://", "rediss://")):
-                raise CommandError(f"{missing}; CELERY_BROKER_URL is not a Redis URL")
-            try:
-                redis.Redis.from_url(broker, socket_connect_timeout=2).ping()
-            except redis.RedisError as exc:
-                raise CommandError(f"{missing}; Redis at {broker} does not answer ({exc})") from exc
-        if "bench" not in self.db["NAME"] and not self.opts["allow_any_database"]:
-            raise CommandError(
-                f"bench_healing replaces the data of database {self.db['NAME']!r}: point "
-                "DATABASE_URL at a database whose name contains 'bench' "
-                "(or pass --allow-any-database)"
-            )
-        if settings.DEBUG:
-            self.log("warning: DEBUG is on; Django keeps every query in memory, figures suffer")
-
     # --- Detection --------------------------------------------------------
-
-    def _detect(self, runs: int) -> dict[str, float]:
-        # One warm-up run (plans, caches), then the measured runs.
-        stuck_orders_detect(now=timezone.now())
-        times: list[float] = []
-        found = 0
-        for _ in range(runs):
-            started = time.perf_counter()
-            found = len(stuck_orders_detect(now=timezone.now()))
-            times.append((time.perf_counter() - started) * 1000)
-        return {
-            "p50_ms": round(statistics.median(times), 2),
-            "max_ms": round(max(times), 2),
-            "found": found,
-        }
 
     def _detect_only(self) -> None:
         opts = self.opts
@@ -258,21 +175,8 @@ class Command(BaseCommand):
             snapshot=False,
             stdout=self.stderr,
         )
-        result = self._detect(opts["detect_runs"])
+        result = phases.detection_time(opts["detect_runs"])
         self.stdout.write(json.dumps({"orders": opts["orders"], "data": how, **result}))
-
-    def _detect_at(self, orders: int) -> dict[str, Any]:
-        """Detection in a database of its own at another size (seeded once, then reused)."""
-        stuck = min(self.opts["stuck"], orders)
-        return self._sub_command(
-            suffix=str(orders),
-            args=[
-                "--detect-only",
-                f"--orders={orders}",
-                f"--stuck={stuck}",
-                f"--detect-runs={self.opts['detect_runs']}",
-            ],
-        )
 
     def _backlog_only(self) -> None:
         """Seed (``--prepare-only``) or run the backlog cycle, in this process
@@ -289,35 +193,6 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps({"data": how}))
             return
         self.stdout.write(json.dumps({"data": how, **phases.backlog_cycle()}))
-
-    def _sub_command(self, *, suffix: str, args: list[str]) -> dict[str, Any]:
-        """``bench_healing`` in another process, on database ``<name>_<suffix>``."""
-        db = self.db
-        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-        url = (
-            f"postgres://{db.get('USER') or 'postgres'}{password}@{db.get('HOST') or '127.0.0.1'}"
-            f":{db.get('PORT') or 5432}/{db['NAME']}_{suffix}"
-        )
-        command = [sys.executable, "manage.py", "bench_healing", f"--seed={self.opts['seed']}"]
-        if self.opts["allow_any_database"]:
-            command.append("--allow-any-database")
-        done = subprocess.run(  # noqa: S603 - our own interpreter and command
-            [*command, *args],
-            cwd=ROOT,
-            env={**os.environ, "DATABASE_URL": url},
-            stdout=subprocess.PIPE,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise CommandError(f"bench_healing {' '.join(args)} failed (exit {done.returncode})")
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    def _backlog_at(self) -> dict[str, Any]:
-        orders, stuck = self.opts["backlog_orders"], self.opts["backlog_stuck"]
-        size = [f"--orders={orders}", f"--stuck={min(stuck, orders)}", "--backlog-only"]
-        self._sub_command(suffix="backlog", args=[*size, "--prepare-only"])
-        return self._sub_command(suffix="backlog", args=size)
 
     # --- Phases -----------------------------------------------------------
 
@@ -336,13 +211,13 @@ class Command(BaseCommand):
             raise CommandError(f"expected {stuck} stuck orders, detection found {len(detected)}")
 
         self.log(f"detection: {opts['detect_runs']} runs at {orders:,} orders")
-        main = self._detect(opts["detect_runs"])
+        main = phases.detection_time(opts["detect_runs"])
         self.figures["detect"] = {orders: main}
 
         connections = opts["workers"] * opts["concurrency"]
         self._phase_pipeline()
         dataset.snapshot_restore()
-        self._phase_raw_sql(connections)
+        self.figures["raw_sql"] = raw_sql_measure(db=self.db, connections=connections, log=self.log)
         dataset.snapshot_restore()
         self._phase_sequential()
         dataset.snapshot_restore()
@@ -351,7 +226,7 @@ class Command(BaseCommand):
 
         self.log("detection with a quarter of the vendors on a calendar (vendor time)")
         self.figures["calendars"] = phases.calendars_detect(
-            detect=lambda: self._detect(opts["detect_runs"])
+            detect=lambda: phases.detection_time(opts["detect_runs"])
         )
         self.log("what-if replay of the rules over 7 days of history")
         self.figures["whatif"] = whatif_phase(days=7, runs=1)
@@ -359,23 +234,14 @@ class Command(BaseCommand):
             f"backlog: one cycle finding {opts['backlog_stuck']:,} stuck orders "
             f"of {opts['backlog_orders']:,} (own database; seeded once, then reused)"
         )
-        self.figures["backlog"] = self._backlog_at()
+        self.figures["backlog"] = phases.backlog_measure(db=self.db, opts=opts)
 
         for scale in [s for s in opts["scales"].split(",") if s.strip()]:
             size = max(int(orders * float(scale)), stuck)
             if size == orders:
                 continue
             self.log(f"detection at {size:,} orders (own database; seeded once, then reused)")
-            self.figures["detect"][size] = self._detect_at(size)
-
-    def _purge_broker(self) -> None:
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-        # The healing queue (and its priority variants) and kombu's unacked
-        # bookkeeping: leftovers of an interrupted run would be counted.
-        for pattern in ("healing*", "unacked*"):
-            keys = list(client.scan_iter(match=pattern))
-            if keys:
-                client.delete(*keys)
+            self.figures["detect"][size] = phases.scale_detect(db=self.db, opts=opts, orders=size)
 
     def _workers(
         self, *, label: str, pool: str, concurrency: int, latency_ms: float
@@ -386,7 +252,7 @@ class Command(BaseCommand):
             "VENDOR_GATEWAY_BACKEND": "simulated",
             "VENDOR_GATEWAY_SIM_LATENCY_MS": str(latency_ms),
             "VENDOR_GATEWAY_SIM_FAILURE_RATE": "0",
-            "DATABASE_URL": self._database_url(),
+            "DATABASE_URL": os.environ.get("DATABASE_URL", ""),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         }
         return WorkerGroup(
@@ -402,9 +268,6 @@ class Command(BaseCommand):
                 for index in range(self.opts["workers"])
             ]
         )
-
-    def _database_url(self) -> str:
-        return os.environ.get("DATABASE_URL", "")
 
     def _wait_finished(self, *, task: str, expected: int, desc: str) -> list[Any]:
         """Block until ``expected`` distinct tasks of ``task`` reached a final state."""
@@ -426,23 +289,10 @@ class Command(BaseCommand):
                 time.sleep(0.1)
         return list(done.values())
 
-    def _cycle(self, dispatch: Callable[[list[tuple[int, str]]], None]) -> tuple[Any, dict]:
-        """One healing cycle; the times its dispatch started and finished sending."""
-        marks: dict[str, float] = {}
-
-        def timed(pairs: list[tuple[int, str]]) -> None:
-            marks["first"] = time.time()
-            dispatch(pairs)
-            marks["sent"] = time.time()
-
-        marks["start"] = time.time()
-        result = healing_cycle_run(trigger=Trigger.CLI, dispatch=timed)
-        return result, marks
-
     def _phase_pipeline(self) -> None:
         opts = self.opts
         stuck = opts["stuck"]
-        self._purge_broker()
+        broker_purge(settings.CELERY_BROKER_URL)
         self.log(
             f"pipeline: {opts['workers']} workers x {opts['concurrency']} {opts['pool']} "
             "pool, gateway answering at once"
@@ -460,8 +310,8 @@ class Command(BaseCommand):
             first_noop = min(row.at for row in noops)
             noop_s = max(row.at for row in noops) - first_noop
 
-            with PublishTimes().recording() as published:
-                result, marks = self._cycle(dispatch_healings)
+            with PublishTimes(task=HEAL_TASK).recording() as published:
+                result, marks = phases.cycle_timed(dispatch_healings)
                 finished = self._wait_finished(
                     task=HEAL_TASK, expected=result.dispatched, desc="healings"
                 )
@@ -480,119 +330,17 @@ class Command(BaseCommand):
             "heal_s": heal_s,
             "heal_per_s": result.dispatched / heal_s,
             "pipeline_s": last - marks["start"],
-            "to_outcome_p50_s": _percentile(to_outcome, 0.5),
-            "to_outcome_p95_s": _percentile(to_outcome, 0.95),
+            "to_outcome_p50_s": phases.percentile(to_outcome, 0.5),
+            "to_outcome_p95_s": phases.percentile(to_outcome, 0.95),
             "to_outcome_max_s": max(to_outcome),
             "rss_mb": rss,
             "noop_s": noop_s,
             "noop_per_s": (stuck - 1) / noop_s if noop_s > 0 else float(stuck),
         }
 
-    def _phase_raw_sql(self, connections: int) -> None:
-        pairs: list[tuple[int, str]] = []
-        self._cycle(pairs.extend)
-        self.log(f"raw SQL: {len(pairs)} healings over {connections} psycopg connections")
-        params = server_params(self.db)
-        params.pop("connect_timeout")
-        with tqdm(total=len(pairs), desc="raw SQL", unit="heal", file=sys.stderr) as bar:
-            elapsed, outcomes = raw_heal_all(
-                conninfo={"dbname": self.db["NAME"], **params},
-                healing_ids=[healing_id for healing_id, _ in pairs],
-                connections=connections,
-                lease_seconds=settings.HEALING_LEASE_SECONDS,
-                progress=bar,
-            )
-        self.figures["raw_sql"] = {
-            "healings": len(pairs),
-            "outcomes": outcomes,
-            "seconds": elapsed,
-            "per_s": len(pairs) / elapsed,
-            "connections": connections,
-        }
-
-    def _sequential(self, *, latency_ms: float, desc: str) -> dict[str, Any]:
-        """The seed's way: one process detects, then heals each order in a row."""
-        statements = 0
-        most = 0
-        executed = 0
-        outcomes: dict[str, int] = {}
-
-        transactions = 0
-        open_transaction = [False]
-        # Statements sent in an orders.sql.pipelined block share one round
-        # trip (with their transaction's BEGIN); ``batches`` counts those.
-        pipelined = batches = begins_pipelined = 0
-        in_batch = [False]
-
-        def committed() -> None:
-            nonlocal transactions
-            transactions += 1
-            open_transaction[0] = False
-
-        def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-            nonlocal statements, pipelined, batches, begins_pipelined
-            statements += 1
-            sent_pipelined = pipeline_active(connection)
-            if sent_pipelined:
-                pipelined += 1
-                batches += not in_batch[0]
-            in_batch[0] = sent_pipelined
-            # One on_commit hook per transaction counts its commit.
-            if connection.in_atomic_block and not open_transaction[0]:
-                open_transaction[0] = True
-                begins_pipelined += sent_pipelined
-                transaction.on_commit(committed)
-            return execute(sql, params, many, context)
-
-        def inline(pairs: list[tuple[int, str]]) -> None:
-            nonlocal executed, most
-            for healing_id, token in tqdm(pairs, desc=desc, unit="heal", file=sys.stderr):
-                current, status = token, ""
-                before = statements
-                # A transient error retries at once, as eager mode does.
-                for retries in range(3):
-                    try:
-                        with connection.execute_wrapper(count):
-                            status = healing_execute(
-                                healing_id=healing_id, token=current, retries=retries
-                            ).status
-                        break
-                    except HealingTransientError as exc:
-                        current, status = str(exc.token), "TRANSIENT"
-                executed += 1
-                most = max(most, statements - before)
-                outcomes[status] = outcomes.get(status, 0) + 1
-
-        with override_settings(
-            VENDOR_GATEWAY_BACKEND="simulated",
-            VENDOR_GATEWAY_SIM_LATENCY_MS=latency_ms,
-            VENDOR_GATEWAY_SIM_FAILURE_RATE=0.0,
-        ):
-            started = time.perf_counter()
-            healing_cycle_run(trigger=Trigger.CLI, dispatch=inline)
-            elapsed = time.perf_counter() - started
-        return {
-            "seconds": elapsed,
-            "healings": executed,
-            "outcomes": outcomes,
-            "statements": statements,
-            "statements_per_heal": statements / executed if executed else 0.0,
-            "statements_max": most,
-            "transactions": transactions,
-            "pipelined_per_heal": pipelined / executed if executed else 0.0,
-            # A statement is a round trip, or a pipelined block is one; every
-            # transaction adds its COMMIT and, unless it went in a block,
-            # psycopg's BEGIN before its first statement.
-            "round_trips_per_heal": (
-                (statements - pipelined + batches + 2 * transactions - begins_pipelined) / executed
-                if executed
-                else 0.0
-            ),
-        }
-
     def _phase_sequential(self) -> None:
         self.log("sequential baseline: gateway answering at once")
-        self.figures["sequential"] = self._sequential(latency_ms=0, desc="sequential")
+        self.figures["sequential"] = sequential_cycle_run(latency_ms=0, desc="sequential")
 
     def _phase_latency(self, stuck_ids: list[int]) -> None:
         opts = self.opts
@@ -604,11 +352,11 @@ class Command(BaseCommand):
 
         dataset.orders_unstick(order_ids=others)
         self.log(f"sequential baseline: {size} orders, {latency:g} ms per gateway call")
-        sequential = self._sequential(latency_ms=latency, desc="sequential+latency")
+        sequential = sequential_cycle_run(latency_ms=latency, desc="sequential+latency")
         dataset.snapshot_restore()
 
         dataset.orders_unstick(order_ids=others)
-        self._purge_broker()
+        broker_purge(settings.CELERY_BROKER_URL)
         threads = opts["latency_threads"]
         self.log(
             f"pipeline: {size} orders, {opts['workers']} workers x {threads} threads, "
@@ -617,7 +365,7 @@ class Command(BaseCommand):
         with self._workers(
             label="threads", pool="threads", concurrency=threads, latency_ms=latency
         ):
-            result, marks = self._cycle(dispatch_healings)
+            result, marks = phases.cycle_timed(dispatch_healings)
             finished = self._wait_finished(
                 task=HEAL_TASK, expected=result.dispatched, desc="healings+latency"
             )
