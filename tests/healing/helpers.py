@@ -1,4 +1,5 @@
-"""Helpers shared by the healing tests: start, run and reload one healing."""
+"""Helpers shared by the healing tests: start, run and reload one healing, and
+collect what a cycle dispatches."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from healing.cycle import Dispatch
 from healing.execution import healing_execute, healing_initiate
 from healing.models import HealingAction
 from orders.models import Order
@@ -37,3 +39,9 @@ def age_order(order: Order, minutes: int) -> None:
         )
     finally:
         status_write_allowed.reset(token)
+
+
+def collect() -> tuple[list[tuple[int, str]], Dispatch]:
+    """A dispatch that records the (healing id, token) pairs instead of sending them."""
+    sent: list[tuple[int, str]] = []
+    return sent, sent.extend
