@@ -50,6 +50,15 @@ def processes_sample() -> dict[int, Sample]:
     return found
 
 
+def sample_merge(known: Sample | None, sample: Sample) -> Sample:
+    """A process's newest reading, with its identity kept once it is exiting:
+    an exiting process (a pool child at the worker's shutdown) has an empty
+    command line and may be re-parented, but its CPU belongs to what it was."""
+    if sample.args or known is None:
+        return sample
+    return Sample(known.ppid, sample.cpu_s, known.comm, known.args)
+
+
 def _is_worker(sample: Sample | None) -> bool:
     return sample is not None and "celery" in sample.args and " worker" in sample.args
 
@@ -88,10 +97,15 @@ def cpu_by_group(
     before = processes_sample()
     began = time.monotonic()
     last: dict[int, Sample] = {}
+
+    def read() -> None:
+        for pid, sample in processes_sample().items():
+            last[pid] = sample_merge(last.get(pid), sample)
+
     while not _log_has(log, end):
-        last.update(processes_sample())
+        read()
         time.sleep(every)
-    last.update(processes_sample())
+    read()
     wall = time.monotonic() - began
     totals: dict[str, float] = collections.defaultdict(float)
     for pid, sample in last.items():

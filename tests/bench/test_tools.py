@@ -10,7 +10,13 @@ import threading
 import time
 from pathlib import Path
 
-from bench.cpu_by_process import Sample, cpu_by_group, process_group, processes_sample
+from bench.cpu_by_process import (
+    Sample,
+    cpu_by_group,
+    process_group,
+    processes_sample,
+    sample_merge,
+)
 from bench.delay_proxy import proxy_serve
 
 
@@ -87,3 +93,11 @@ def test_cpu_is_counted_between_the_two_log_lines(tmp_path: Path):
     assert wall >= 0.4
     own = sum(seconds for group, seconds in totals.items() if group.startswith("other: "))
     assert own >= 0.4  # this test's own spinning, in its window
+
+
+def test_an_exiting_child_keeps_the_group_it_had():
+    # A pool child at shutdown: no command line, re-parented to init.
+    child = Sample(10, 2.0, "python", "python -m celery -A config worker -Q healing")
+    exiting = sample_merge(child, Sample(1, 2.5, "python", ""))
+    assert (exiting.ppid, exiting.cpu_s, exiting.args) == (10, 2.5, child.args)
+    assert sample_merge(None, Sample(1, 1.0, "python", "")).args == ""
