@@ -22,6 +22,7 @@ concurrent sweep) is skipped this time, never waited on.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from typing import Any
 
 from billiard.exceptions import WorkerLostError
 from celery import Task
+from celery.signals import worker_ready
 from celery.worker.request import Request
 from django.conf import settings
 from django.db import transaction
@@ -222,8 +224,11 @@ class HealRequest(Request):
 
     def _rescue(self) -> None:
         args: tuple[Any, ...] = tuple(self.args or ())
-        if len(args) < 2:
+        if len(args) < 2 or getattr(self, "_healing_rescued", False):
             return
+        # Once per request: a rescue of a rescue would take the claim from
+        # the re-sent task that is running by then.
+        self._healing_rescued = True
         held = [(int(args[0]), str(args[1]), self.time_start)]
         try:
             connection_drop_broken()
@@ -239,6 +244,67 @@ class HealRequest(Request):
             logger.warning(
                 "pool child lost: its healing re-dispatched", extra={"healing_id": args[0]}
             )
+
+
+def _process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (exited, or a zombie not reaped yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except OSError:
+        return False  # no /proc (macOS): kill(0) said it is there
+
+
+def requests_orphaned_rescue(requests: Iterable[Any]) -> int:
+    """Rescue each heal request whose pool child is gone without Celery saying so.
+
+    A pool child SIGKILLed just after it accepted a heal can die before the
+    worker's main process has recorded which process took the job: billiard
+    then never reports the job lost (no WorkerLostError, so no
+    :meth:`HealRequest._rescue`), the request stays active and the healing
+    waits for its lease (60 s) and the next sweep. The fault suite's
+    recovery-time test met it in about one child kill in three. Every
+    liveness beat (``HEALING_WORKER_BEAT_SECONDS``) looks for such requests.
+    """
+    rescued = 0
+    main = os.getpid()
+    for request in requests:
+        pid = getattr(request, "worker_pid", None)
+        rescue = getattr(request, "_rescue", None)  # HealRequest's
+        if rescue is None or not pid or pid == main:
+            continue  # not a heal, not started yet, or on a thread pool
+        if getattr(request, "_healing_rescued", False) or not _process_gone(pid):
+            continue
+        logger.warning(
+            "pool child gone with no job-lost report: its heal is rescued",
+            extra={"pid": pid, "healing_id": (request.args or [None])[0]},
+        )
+        rescue()
+        rescued += 1
+    return rescued
+
+
+def _orphaned_requests_check() -> None:
+    from celery.worker import state
+
+    try:
+        requests = list(state.active_requests)
+    except RuntimeError:  # changed size while copied
+        return
+    requests_orphaned_rescue(requests)
+
+
+@worker_ready.connect
+def _orphaned_requests_watch(sender: Any = None, **kwargs: Any) -> None:
+    """In the worker's main process: check on the liveness beat's timer."""
+    if settings.HEALING_WORKER_BEAT_SECONDS > 0 and sender is not None:
+        sender.timer.call_repeatedly(settings.HEALING_WORKER_BEAT_SECONDS, _orphaned_requests_check)
 
 
 class HealTask(Task):  # type: ignore[type-arg]
