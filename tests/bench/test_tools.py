@@ -81,9 +81,12 @@ def test_cpu_is_counted_between_the_two_log_lines(tmp_path: Path):
     def phase() -> None:
         time.sleep(0.3)
         log.write_text("pipeline: start\n")
-        spin_until = time.process_time() + 0.5
-        while time.process_time() < spin_until:
-            pass
+        # This thread's time: the sampler's own CPU must not shorten the spin;
+        # sleep(0) hands the GIL over, or the sampler (this process's main
+        # thread) can be starved until the spin ends.
+        spin_until = time.thread_time() + 0.5
+        while time.thread_time() < spin_until:
+            time.sleep(0)
         log.write_text("pipeline: start\nraw SQL: next\n")
 
     worker = threading.Thread(target=phase)
