@@ -16,6 +16,8 @@ from typing import IO, Any
 
 from celery.signals import task_postrun
 
+from healing.dispatch import heal_pairs
+
 _DIR = os.environ.get("BENCH_OUTCOME_DIR", "")
 # The thread pool runs tasks on many threads of one process; prefork children
 # each open their own file after the fork.
@@ -47,7 +49,18 @@ def record_outcome(
     if not _DIR:
         return
     finished = time.time()
-    key = args[0] if args else task_id
-    outcome = retval if isinstance(retval, str) else ""
+    if isinstance(retval, list):
+        # A batch of healings: one line each, at the batch's end (a healing
+        # committed earlier counts as finished then: the figures err slow).
+        pairs = heal_pairs(args, kwargs.get("kwargs"))
+        lines: list[tuple[Any, Any, Any]] = [
+            (healing_id, "RETRY" if outcome == "RETRY" else state, outcome)
+            for (healing_id, _), outcome in zip(pairs, retval, strict=False)
+        ]
+    else:
+        key = args[0] if args else task_id
+        lines = [(key, state, retval if isinstance(retval, str) else "")]
     with _lock:
-        _file().write(f"{task.name}\t{key}\t{state}\t{outcome}\t{finished:.6f}\n")
+        handle = _file()
+        for key, row_state, outcome in lines:
+            handle.write(f"{task.name}\t{key}\t{row_state}\t{outcome}\t{finished:.6f}\n")

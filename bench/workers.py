@@ -16,6 +16,8 @@ from typing import Any
 import redis
 from celery.signals import after_task_publish
 
+from healing.dispatch import heal_pairs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -65,8 +67,13 @@ class PublishTimes:
     def __call__(self, sender: Any = None, body: Any = None, **kwargs: Any) -> None:
         if sender != self.task:
             return
-        args = body[0] if isinstance(body, tuple | list) else body.get("args", ())
-        self.sent[str(args[0])] = time.time()
+        if isinstance(body, tuple | list):
+            args, kwargs = body[0], body[1]
+        else:
+            args, kwargs = body.get("args", ()), body.get("kwargs", {})
+        at = time.time()
+        for healing_id, _ in heal_pairs(args, kwargs) or [(args[0], "")]:
+            self.sent[str(healing_id)] = at
 
     @contextmanager
     def recording(self) -> Iterator[PublishTimes]:

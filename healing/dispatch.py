@@ -19,10 +19,18 @@ recovery time). Brokers spell priority differently:
   broker ignores the property. There the loss that matters most (a whole
   worker's prefetched messages) does not happen: RabbitMQ requeues a dead
   consumer's unacknowledged messages at once.
+
+A cycle's first sends go several healings to a task (``HEALING_TASK_BATCH``):
+the task runs them one after another, each under its own claim, lease and
+outcome, so Celery's cost per task (the message, its acknowledgement, the
+pool's bookkeeping) is shared by them. The first (healing id, token) pair
+is the task's positional arguments, the rest its ``more`` keyword;
+:func:`heal_pairs` reads every pair back from a message or a request.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
@@ -39,6 +47,24 @@ AMQP_PRIORITIES = (None, 9)
 
 def _heal_task() -> Any:
     return current_app.tasks[HEAL_ORDER]
+
+
+def heal_pairs(args: Sequence[Any] | None, kwargs: dict[str, Any] | None) -> list[tuple[int, str]]:
+    """Every (healing id, token) a heal task's arguments carry, in run order."""
+    args = tuple(args or ())
+    if len(args) < 2:
+        return []
+    pairs = [(int(args[0]), str(args[1]))]
+    for healing_id, token in (kwargs or {}).get("more") or ():
+        pairs.append((int(healing_id), str(token)))
+    return pairs
+
+
+def batch_size(count: int) -> int:
+    """Healings a task for a dispatch of ``count``: up to ``HEALING_TASK_BATCH``,
+    and never fewer than ``HEALING_TASK_BATCH_MIN_TASKS`` tasks."""
+    spread = max(settings.HEALING_TASK_BATCH_MIN_TASKS, 1)
+    return max(1, min(settings.HEALING_TASK_BATCH, count // spread))
 
 
 @lru_cache(maxsize=8)
@@ -80,20 +106,31 @@ def heal_order_send(
     producer: Any = None,
     takeover: bool = False,
     urgent: bool = False,
+    more: Sequence[tuple[int, str]] = (),
 ) -> None:
     """One heal task. Flower shows the order, never the claim token (``argsrepr``).
 
     ``takeover``: a redelivered message coming back when the lease it found
     alive runs out, to take the healing over (once); urgent like every
-    re-send (``urgent``: ahead of the queue's first sends)."""
+    re-send (``urgent``: ahead of the queue's first sends). ``more``: the
+    pairs the same task runs after this one (a batch of first sends)."""
+    kwargs: dict[str, Any] = {}
+    if takeover:
+        kwargs["takeover"] = True
+    if more:
+        kwargs["more"] = [[int(h), str(t)] for h, t in more]
+        shown = ", ".join(str(h) for h in (healing_id, *(h for h, _ in more)))
+        argsrepr = f"(healings={shown})"
+    else:
+        argsrepr = f"(healing={healing_id}{f', order={order_number}' if order_number else ''})"
     _heal_task().apply_async(
         args=(healing_id, token),
-        kwargs={"takeover": True} if takeover else None,
+        kwargs=kwargs or None,
         countdown=None if countdown is None else countdown_for_broker(countdown),
         retries=retries,
         producer=producer,
         priority=heal_priority(urgent=urgent or takeover),
-        argsrepr=f"(healing={healing_id}{f', order={order_number}' if order_number else ''})",
+        argsrepr=argsrepr,
     )
 
 
@@ -103,11 +140,13 @@ def healings_dispatch(
     order_numbers: dict[int, str] | None = None,
     urgent: bool = False,
 ) -> None:
-    """Send one heal task per (healing id, claim token); ``urgent`` for re-sends.
+    """Send heal tasks for (healing id, claim token) pairs; ``urgent`` for re-sends.
 
-    Publishing is bound by broker round trips, not by CPU, so large batches
-    are split over a few threads, each reusing one producer and connection
-    for its whole share.
+    First sends go ``batch_size`` pairs to a task; urgent re-sends one a
+    task, so each starts on the first free pool process. Publishing is
+    bound by broker round trips, not by CPU, so large batches are split over
+    a few threads, each reusing one producer and connection for its whole
+    share.
     """
     if not pairs:
         return
@@ -125,15 +164,19 @@ def healings_dispatch(
         return
     threads = max(1, min(settings.HEALING_DISPATCH_THREADS, len(pairs) // 250))
     shares = [pairs[index::threads] for index in range(threads)]
+    size = 1 if urgent else batch_size(len(pairs))
     if threads == 1:
-        _publish(shares[0], numbers, urgent)
+        _publish(shares[0], numbers, urgent, size)
         return
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dispatch") as pool:
-        for future in [pool.submit(_publish, share, numbers, urgent) for share in shares]:
+        jobs = [pool.submit(_publish, share, numbers, urgent, size) for share in shares]
+        for future in jobs:
             future.result()
 
 
-def _publish(pairs: list[tuple[int, str]], numbers: dict[int, str], urgent: bool) -> None:
+def _publish(
+    pairs: list[tuple[int, str]], numbers: dict[int, str], urgent: bool, size: int
+) -> None:
     """Publish a share of the heal tasks on one producer.
 
     On Redis, kombu's ``Producer.batch`` buffers the LPUSHes (and task-sent
@@ -146,11 +189,13 @@ def _publish(pairs: list[tuple[int, str]], numbers: dict[int, str], urgent: bool
         _heal_task().app.producer_or_acquire() as producer,
         producer.batch(max_size=settings.HEALING_DISPATCH_BATCH),
     ):
-        for healing_id, token in pairs:
+        for start in range(0, len(pairs), size):
+            (healing_id, token), *more = pairs[start : start + size]
             heal_order_send(
                 healing_id=healing_id,
                 token=token,
                 order_number=numbers.get(healing_id, ""),
                 producer=producer,
                 urgent=urgent,
+                more=more,
             )

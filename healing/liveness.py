@@ -31,6 +31,8 @@ from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from django.conf import settings
 from django.db import connection, connections
 
+from healing.dispatch import heal_pairs
+
 logger = logging.getLogger("healing")
 
 
@@ -274,10 +276,10 @@ def worker_held(requests: Iterable[Any], *, task_name: str) -> list[Held]:
     """The (healing id, token, started) of each ``task_name`` request."""
     held: list[Held] = []
     for request in requests:
-        args: tuple[Any, ...] = tuple(request.args or ())
-        if request.name != task_name or len(args) < 2:
+        if request.name != task_name:
             continue
-        held.append((int(args[0]), str(args[1]), request.time_start))
+        for healing_id, token in heal_pairs(request.args, request.kwargs):
+            held.append((healing_id, token, request.time_start))
     return held
 
 
@@ -407,31 +409,31 @@ def broker_orphans(*, now: float, min_age: float, task_name: str) -> list[Held]:
     live = workers_alive_held()
     orphans: list[Held] = []
     for raw, delivered in zip(raws, scores, strict=True):
-        held = _heal_message(raw, task_name=task_name)
-        if held is None or (held[0], held[1]) in live:
-            continue
-        eta = held[2]
-        if eta is not None and eta > now - min_age:
-            continue
-        orphans.append((held[0], held[1], delivered))
+        for healing_id, token, eta in _heal_message(raw, task_name=task_name):
+            if (healing_id, token) in live:
+                continue
+            if eta is not None and eta > now - min_age:
+                continue
+            orphans.append((healing_id, token, delivered))
     return orphans
 
 
-def _heal_message(raw: bytes | str | None, *, task_name: str) -> Held | None:
-    """(healing id, token, ETA epoch or None) of a kombu Redis payload of ``task_name``."""
+def _heal_message(raw: bytes | str | None, *, task_name: str) -> list[Held]:
+    """(healing id, token, ETA epoch or None) of each healing a kombu Redis
+    payload of ``task_name`` carries (several for a batch)."""
     if raw is None:
-        return None
+        return []
     try:
         message = json.loads(raw)[0]
         headers = message.get("headers") or {}
         if headers.get("task") != task_name:
-            return None
+            return []
         body = message["body"]
         if (message.get("properties") or {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)
-        args = json.loads(body)[0]
+        args, kwargs = json.loads(body)[:2]
         eta = headers.get("eta")
         at = datetime.fromisoformat(eta).timestamp() if eta else None
-        return (int(args[0]), str(args[1]), at)
+        return [(healing_id, token, at) for healing_id, token in heal_pairs(args, kwargs)]
     except (ValueError, KeyError, IndexError, TypeError):
-        return None
+        return []

@@ -40,7 +40,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from healing.actions.base import dispatch_lease_deadline
-from healing.dispatch import HEAL_ORDER, healings_dispatch
+from healing.dispatch import HEAL_ORDER, heal_pairs, healings_dispatch
 from healing.liveness import (
     Held,
     broker_orphans,
@@ -223,26 +223,29 @@ class HealRequest(Request):
         )
 
     def _rescue(self) -> None:
-        args: tuple[Any, ...] = tuple(self.args or ())
-        if len(args) < 2 or getattr(self, "_healing_rescued", False):
+        carried = heal_pairs(self.args, self.kwargs)
+        if not carried or getattr(self, "_healing_rescued", False):
             return
         # Once per request: a rescue of a rescue would take the claim from
         # the re-sent task that is running by then.
         self._healing_rescued = True
-        held = [(int(args[0]), str(args[1]), self.time_start)]
+        # A batch: the healings it finished are final, the one it was running
+        # is IN_PROGRESS under a claim made since it started, the rest still
+        # carry the tokens it was sent.
+        held = [(healing_id, token, self.time_start) for healing_id, token in carried]
+        ids = [healing_id for healing_id, _ in carried]
         try:
             connection_drop_broken()
             with transaction.atomic():
                 pairs = healings_rescue(held, now=timezone.now())
             healings_dispatch(pairs, urgent=True)
-        except Exception:  # the lease still bounds the wait
-            logger.warning(
-                "worker-lost rescue failed", extra={"healing_id": args[0]}, exc_info=True
-            )
+        except Exception:  # the leases still bound the wait
+            logger.warning("worker-lost rescue failed", extra={"healing_ids": ids}, exc_info=True)
             return
         if pairs:
             logger.warning(
-                "pool child lost: its healing re-dispatched", extra={"healing_id": args[0]}
+                "pool child lost: its healings re-dispatched",
+                extra={"healing_ids": [healing_id for healing_id, _ in pairs]},
             )
 
 
@@ -281,9 +284,10 @@ def requests_orphaned_rescue(requests: Iterable[Any]) -> int:
             continue  # not a heal, not started yet, or on a thread pool
         if getattr(request, "_healing_rescued", False) or not _process_gone(pid):
             continue
+        ids = [healing_id for healing_id, _ in heal_pairs(request.args, request.kwargs)]
         logger.warning(
             "pool child gone with no job-lost report: its heal is rescued",
-            extra={"pid": pid, "healing_id": (request.args or [None])[0]},
+            extra={"pid": pid, "healing_ids": ids},
         )
         rescue()
         rescued += 1

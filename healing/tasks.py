@@ -7,6 +7,8 @@ is ``healing.execution.healing_retry_or_fail``'s decision.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from celery import shared_task
@@ -14,7 +16,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from healing.cycle import cycles_refresh_pending, healing_cycle_run
-from healing.dispatch import heal_order_send
+from healing.dispatch import heal_order_send, heal_pairs
 from healing.errors import HealingTransientError
 from healing.execution import healing_execute, healing_retry_or_fail
 from healing.liveness import connection_drop_broken
@@ -24,6 +26,8 @@ from healing.reports.rollup import metrics_rollup as metrics_rollup_run
 from healing.sweeper import HealTask
 from healing.sweeper import leases_sweep as leases_sweep_run
 
+logger = logging.getLogger("healing")
+
 
 @shared_task(
     bind=True,
@@ -31,7 +35,7 @@ from healing.sweeper import leases_sweep as leases_sweep_run
     reject_on_worker_lost=True,
     ignore_result=True,
     max_retries=None,
-    # A pool child lost under it: the healing is re-sent at once (issue 16).
+    # A pool child lost under it: its healings are re-sent at once (issue 16).
     base=HealTask,
     # Task events (received/started/succeeded: three broker publishes a heal)
     # for Flower's task views only with HEALING_TASK_EVENTS=true (off by
@@ -39,13 +43,65 @@ from healing.sweeper import leases_sweep as leases_sweep_run
     # other task; issue 15).
     send_events=settings.HEALING_TASK_EVENTS,
 )
-def heal_order(self: Any, healing_id: int, token: str, takeover: bool = False) -> str:
+def heal_order(
+    self: Any,
+    healing_id: int,
+    token: str,
+    takeover: bool = False,
+    more: list[list[Any]] | None = None,
+) -> str | list[str]:
+    """Run one healing, or (``more``) a batch of first sends one after another.
+
+    Each healing of a batch keeps its own claim, lease and outcome: one that
+    needs a retry is sent again on its own, and an error in one does not stop
+    the others.
+    """
     retries = self.request.retries or 0
+    if not more:
+        step = _heal_step(self.request, healing_id, token, takeover=takeover, retries=retries)
+        if isinstance(step, str):
+            return step
+        if self.request.is_eager:
+            # In-process (no broker): retry at once; an eager retry would raise.
+            retried = heal_order.apply(args=(healing_id, step.token), retries=retries + 1)
+            return str(retried.result)
+        raise self.retry(args=(healing_id, step.token), countdown=step.countdown)
+    statuses = []
+    for pair_id, pair_token in heal_pairs((healing_id, token), {"more": more}):
+        try:
+            step = _heal_step(self.request, pair_id, pair_token, takeover=False, retries=retries)
+            if isinstance(step, _Retry):
+                heal_order_send(
+                    healing_id=pair_id,
+                    token=step.token,
+                    countdown=step.countdown,
+                    retries=retries + 1,
+                )
+                step = "RETRY"
+        except Exception:
+            # A bug, or no broker for the retry: its lease brings the healing
+            # back; the rest of the batch still runs.
+            logger.exception("healing failed in a batch", extra={"healing_id": pair_id})
+            step = "ERROR"
+        statuses.append(step)
+    return statuses
+
+
+@dataclass(frozen=True)
+class _Retry:
+    token: str
+    countdown: float
+
+
+def _heal_step(
+    request: Any, healing_id: int, token: str, *, takeover: bool, retries: int
+) -> str | _Retry:
+    """One attempt at one healing: its outcome, or when to retry with which token."""
     # Cheap: a round trip only if an error happened on this connection.
     connection_drop_broken(check=False)
     try:
         outcome = healing_execute(healing_id=healing_id, token=token, retries=retries)
-        if outcome.lease_left is not None and not takeover and _redelivered(self.request):
+        if outcome.lease_left is not None and not takeover and _redelivered(request):
             # Redelivered after its worker died, the claim held by the dead
             # child: come back when that lease runs out and take over, rather
             # than wait for the sweeper and the tail of the queue.
@@ -69,10 +125,7 @@ def heal_order(self: Any, healing_id: int, token: str, takeover: bool = False) -
     )
     if not decision.retry:
         return "FAILED"
-    if self.request.is_eager:
-        # In-process (no broker): retry at once; an eager retry would raise.
-        return str(heal_order.apply(args=(healing_id, retry_token), retries=retries + 1).result)
-    raise self.retry(args=(healing_id, retry_token), countdown=decision.countdown)
+    return _Retry(retry_token, decision.countdown)
 
 
 def _redelivered(request: Any) -> bool:

@@ -67,6 +67,13 @@ HEALING_STARTUP_DELAY_SECONDS = env_int("HEALING_STARTUP_DELAY_SECONDS", 10)
 HEALING_DISPATCH_THREADS = env_int("HEALING_DISPATCH_THREADS", 8)
 # Messages buffered per Redis round trip when a cycle publishes (kombu Producer.batch).
 HEALING_DISPATCH_BATCH = env_int("HEALING_DISPATCH_BATCH", 500)
+# Healings one heal task runs, one after another, when a cycle sends many
+# (each keeps its own claim, lease and outcome): Celery's cost per task is
+# shared by them. A dispatch is never split into fewer than
+# HEALING_TASK_BATCH_MIN_TASKS tasks, so a small cycle keeps its parallelism;
+# re-sends of lost healings always go one a task. 1 turns batching off.
+HEALING_TASK_BATCH = env_int("HEALING_TASK_BATCH", 10)
+HEALING_TASK_BATCH_MIN_TASKS = env_int("HEALING_TASK_BATCH_MIN_TASKS", 32)
 HEALING_RUN_ON_WORKER_START = env_bool("HEALING_RUN_ON_WORKER_START", default=True)
 
 # --- Vendor gateway ---------------------------------------------------------

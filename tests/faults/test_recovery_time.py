@@ -45,7 +45,7 @@ from django.utils import timezone
 
 from config.celery import app
 from healing.cycle import healing_cycle_run
-from healing.dispatch import HEAL_ORDER
+from healing.dispatch import HEAL_ORDER, heal_pairs
 from healing.models import HealingAction
 from healing.sweeper import leases_sweep
 from tests.faults.helpers import (
@@ -94,13 +94,13 @@ def _sweeper(stop: threading.Event) -> None:
 def _held_by_the_broker() -> list[int]:
     """Healing ids of every heal message delivered and not yet acknowledged
     (kombu's Redis transport keeps them in the ``unacked`` hash)."""
-    ids = []
+    ids: list[int] = []
     for raw in redis.Redis.from_url(django_settings.CELERY_BROKER_URL).hvals("unacked"):
         message = json.loads(raw)[0]
         if message["headers"].get("task") != HEAL_ORDER:
             continue
         body = json.loads(base64.b64decode(message["body"]))
-        ids.append(int(body[0][0]))
+        ids.extend(healing_id for healing_id, _ in heal_pairs(body[0], body[1]))
     return ids
 
 

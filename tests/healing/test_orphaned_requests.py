@@ -20,6 +20,7 @@ class FakeHealRequest:
     def __init__(self, worker_pid: int | None, *, rescued: bool = False) -> None:
         self.worker_pid = worker_pid
         self.args = [7, "token"]
+        self.kwargs: dict = {}
         self._healing_rescued = rescued
         self.rescues = 0
 

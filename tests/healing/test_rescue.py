@@ -99,19 +99,25 @@ def test_an_urgent_re_send_outranks_a_first_send_on_the_brokers_own_scale(url, n
 
 
 class _Request:
-    def __init__(self, name: str, args: tuple, time_start: float | None = None) -> None:
+    def __init__(
+        self, name: str, args: tuple, time_start: float | None = None, kwargs: dict | None = None
+    ) -> None:
         self.name, self.args, self.time_start = name, args, time_start
+        self.kwargs = kwargs or {}
 
 
-def test_a_worker_reports_only_its_heal_tasks():
+def test_a_worker_reports_only_its_heal_tasks_and_every_healing_of_a_batch():
     requests = [
         _Request("healing.tasks.heal_order", (7, "t7"), 100.0),
         _Request("healing.tasks.heal_order", (8, "t8")),
         _Request("healing.tasks.run_cycle", ("BEAT",)),
+        _Request("healing.tasks.heal_order", (9, "t9"), 101.0, {"more": [[10, "t10"]]}),
     ]
     assert worker_held(requests, task_name="healing.tasks.heal_order") == [
         (7, "t7", 100.0),
         (8, "t8", None),
+        (9, "t9", 101.0),
+        (10, "t10", 101.0),
     ]
 
 
