@@ -7,33 +7,40 @@ import pytest
 from django.conf import settings as django_settings
 
 from config.celery import app
-from healing.dispatch import healings_dispatch
+from healing.dispatch import heal_pairs, healings_dispatch
 from tests.multihost.brokers import broker_flush
 
 pytestmark = pytest.mark.integration
 
 
-def _drain_healing_queue() -> list[tuple[int, str]]:
-    """Every heal task waiting in the healing queue, as (healing id, token)."""
-    found: list[tuple[int, str]] = []
+def _drain_healing_queue() -> list[list[tuple[int, str]]]:
+    """Every heal task waiting in the healing queue, as the (healing id,
+    token) pairs each carries."""
+    found: list[list[tuple[int, str]]] = []
     with app.connection_for_write() as conn:
         queue = app.amqp.queues["healing"](conn.default_channel)
         while (message := queue.get(no_ack=True)) is not None:
-            args, _kwargs, _embed = message.decode()
-            found.append((args[0], args[1]))
+            args, kwargs, _embed = message.decode()
+            found.append(heal_pairs(args, kwargs))
     return found
 
 
-@pytest.mark.parametrize(("batch", "threads"), [(1, 1), (100, 3), (500, 8)])
-def test_every_task_of_a_cycle_reaches_the_queue_exactly_once(settings, batch, threads):
+@pytest.mark.parametrize(
+    ("batch", "threads", "per_task"), [(1, 1, 1), (100, 3, 10), (500, 8, 10), (500, 8, 1)]
+)
+def test_every_task_of_a_cycle_reaches_the_queue_exactly_once(settings, batch, threads, per_task):
     settings.HEALING_DISPATCH_BATCH = batch
     settings.HEALING_DISPATCH_THREADS = threads
+    settings.HEALING_TASK_BATCH = per_task
     broker_flush(django_settings.CELERY_BROKER_URL)
     pairs = [(healing_id, f"token-{healing_id}") for healing_id in range(1, 1302)]
 
     healings_dispatch(pairs)
 
-    assert sorted(_drain_healing_queue()) == pairs
+    tasks = _drain_healing_queue()
+    assert sorted(pair for carried in tasks for pair in carried) == pairs
+    assert max(len(carried) for carried in tasks) == per_task
+    assert len(tasks) <= -(-len(pairs) // per_task) + threads  # full batches but one a share
 
 
 @pytest.mark.django_db
