@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 JSON_KEYS = [
     "detect_ms_p50",
     "detect_ms_max",
@@ -33,6 +35,7 @@ JSON_KEYS = [
     "workers",
     "concurrency",
     "pool",
+    "task_batch",
 ]
 
 
@@ -78,6 +81,9 @@ def summary_build(*, figures: dict[str, Any], opts: dict[str, Any]) -> dict[str,
         "workers": opts["workers"],
         "concurrency": opts["concurrency"],
         "pool": opts["pool"],
+        # Healings a heal task carries at most (HEALING_TASK_BATCH, read by
+        # the workers and the cycle from the same environment).
+        "task_batch": settings.HEALING_TASK_BATCH,
     }
     assert list(summary) == JSON_KEYS
     return summary

@@ -295,7 +295,7 @@ class Command(BaseCommand):
         broker_purge(settings.CELERY_BROKER_URL)
         self.log(
             f"pipeline: {opts['workers']} workers x {opts['concurrency']} {opts['pool']} "
-            "pool, gateway answering at once"
+            f"pool, up to {settings.HEALING_TASK_BATCH} healings a task, gateway answering at once"
         )
         # No-op baseline first, on the same workers and queue. The queue is
         # filled before the workers start: sending from one process is slower
