@@ -54,7 +54,7 @@ def record_outcome(
         # committed earlier counts as finished then: the figures err slow).
         pairs = heal_pairs(args, kwargs.get("kwargs"))
         lines: list[tuple[Any, Any, Any]] = [
-            (healing_id, "RETRY" if outcome == "RETRY" else state, outcome)
+            (healing_id, "RETRY" if outcome in ("RETRY", "HANDED_ON") else state, outcome)
             for (healing_id, _), outcome in zip(pairs, retval, strict=False)
         ]
     else:

@@ -14,8 +14,9 @@ configuration refuses to start with one line naming the setting.
   requests, with no retries and no sweeper (deploy check).
 - E005 cycle lock shorter than a cycle can take (its hard time limit), or a
   stale age not above the heartbeat: two cycles at once.
-- E006 prefetch holding more messages than the dispatch lease can cover: a
-  prefetched heal would be re-sent while it waits in its worker.
+- E006 prefetch holding more heal tasks (each up to ``HEALING_TASK_BATCH``
+  healings) than the dispatch lease can cover: a prefetched heal would be
+  re-sent while it waits in its worker.
 - E007 RabbitMQ quorum queues with global QoS (not supported by quorum
   queues) — keep ``CELERY_WORKER_DETECT_QUORUM_QUEUES`` on.
 - E008 a worker's dead age not above twice its liveness beat: a live worker
@@ -136,14 +137,21 @@ def _cycle_lock() -> list[Error]:
 
 def _prefetch() -> Error | None:
     held = settings.CELERY_WORKER_PREFETCH_MULTIPLIER
-    wait = held * settings.VENDOR_GATEWAY_TIMEOUT_SECONDS
+    # A task carries up to HEALING_TASK_BATCH healings; a batch starts none
+    # past its budget, so the soft time limit bounds it.
+    per_task = max(settings.HEALING_TASK_BATCH, 1) * settings.VENDOR_GATEWAY_TIMEOUT_SECONDS
+    soft = settings.CELERY_TASK_SOFT_TIME_LIMIT
+    if soft and soft > 0:
+        per_task = min(per_task, soft)
+    wait = held * per_task
     lease = settings.HEALING_DISPATCH_LEASE_SECONDS
     if wait <= lease:
         return None
     return Error(
-        f"each worker process prefetches {held} heals, which may wait {wait:g} s for the "
-        f"vendor calls before them, longer than the dispatch lease ({lease} s)",
-        hint="lower CELERY_WORKER_PREFETCH_MULTIPLIER or raise HEALING_DISPATCH_LEASE_SECONDS",
+        f"each worker process prefetches {held} heal tasks, which may wait {wait:g} s for "
+        f"the vendor calls before them, longer than the dispatch lease ({lease} s)",
+        hint="lower CELERY_WORKER_PREFETCH_MULTIPLIER or HEALING_TASK_BATCH, or raise "
+        "HEALING_DISPATCH_LEASE_SECONDS",
         id="healing.E006",
     )
 

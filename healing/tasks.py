@@ -8,10 +8,13 @@ is ``healing.execution.healing_retry_or_fail``'s decision.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -66,8 +69,16 @@ def heal_order(
             retried = heal_order.apply(args=(healing_id, step.token), retries=retries + 1)
             return str(retried.result)
         raise self.retry(args=(healing_id, step.token), countdown=step.countdown)
-    statuses = []
-    for pair_id, pair_token in heal_pairs((healing_id, token), {"more": more}):
+    pairs = heal_pairs((healing_id, token), {"more": more})
+    deadline = _batch_deadline()
+    statuses: list[str] = []
+    for index, (pair_id, pair_token) in enumerate(pairs):
+        if index and time.monotonic() > deadline:
+            # Slow vendors: the rest goes on in a task of its own rather than
+            # run into the time limit.
+            _hand_on(pairs[index:])
+            statuses += [HANDED_ON] * (len(pairs) - index)
+            break
         try:
             step = _heal_step(self.request, pair_id, pair_token, takeover=False, retries=retries)
             if isinstance(step, _Retry):
@@ -78,6 +89,10 @@ def heal_order(
                     retries=retries + 1,
                 )
                 step = "RETRY"
+        except SoftTimeLimitExceeded:
+            # This healing's lease brings it back; the ones not started go on.
+            _hand_on(pairs[index + 1 :])
+            raise
         except Exception:
             # A bug, or no broker for the retry: its lease brings the healing
             # back; the rest of the batch still runs.
@@ -85,6 +100,35 @@ def heal_order(
             step = "ERROR"
         statuses.append(step)
     return statuses
+
+
+# A batch's healings it did not start, sent on in a task of their own.
+HANDED_ON = "HANDED_ON"
+
+
+def _batch_deadline() -> float:
+    """When a batch stops starting healings: one started before it still has a
+    whole vendor call and the lease margin inside the soft time limit."""
+    soft = settings.CELERY_TASK_SOFT_TIME_LIMIT
+    if not soft or soft <= 0:
+        return math.inf
+    room = soft - settings.VENDOR_GATEWAY_TIMEOUT_SECONDS - settings.HEALING_LEASE_MARGIN_SECONDS
+    return time.monotonic() + max(room, 0.0)
+
+
+def _hand_on(pairs: list[tuple[int, str]]) -> None:
+    """Send ``pairs`` (not started, their tokens unchanged) as a batch of their own."""
+    if not pairs:
+        return
+    (first_id, first_token), *rest = pairs
+    try:
+        heal_order_send(healing_id=first_id, token=first_token, more=rest)
+    except Exception:  # their dispatch leases bring them back
+        logger.exception(
+            "could not hand a batch's rest on", extra={"healing_ids": [h for h, _ in pairs]}
+        )
+        return
+    logger.info("batch handed on", extra={"healing_ids": [h for h, _ in pairs]})
 
 
 @dataclass(frozen=True)

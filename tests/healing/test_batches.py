@@ -191,3 +191,51 @@ def test_the_broker_scan_reads_every_healing_of_a_batch_message():
         (9, "t9", None),
     ]
     assert _heal_message(raw, task_name="healing.tasks.run_cycle") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_past_its_time_budget_hands_the_healings_it_did_not_start_on(settings, monkeypatch):
+    """Slow vendors: a batch starts no healing that could not finish its vendor
+    call inside the soft time limit; the rest goes on in one task, tokens unchanged."""
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 15
+    settings.VENDOR_GATEWAY_TIMEOUT_SECONDS = 5.0
+    settings.HEALING_LEASE_MARGIN_SECONDS = 10.0  # no room: one healing a task
+    first, second, third = _stuck_healings(3)
+    sent: list[dict] = []
+    monkeypatch.setattr(tasks, "heal_order_send", lambda **kwargs: sent.append(kwargs))
+    args, kwargs = _batch([first, second, third])
+
+    result = tasks.heal_order.apply(args=args, kwargs=kwargs).get(disable_sync_subtasks=False)
+
+    assert result == ["SUCCESS", tasks.HANDED_ON, tasks.HANDED_ON]
+    ((handed),) = sent
+    assert (handed["healing_id"], handed["token"]) == (second.pk, str(second.claim_token))
+    assert handed["more"] == [(third.pk, str(third.claim_token))]
+    for healing in (second, third):
+        row = HealingAction.objects.get(pk=healing.pk)
+        assert row.recovery_status == "PENDING" and row.claim_token == healing.claim_token
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_soft_time_limit_in_a_batch_hands_on_the_rest_and_ends_the_task(monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    first, slow, last = _stuck_healings(3)
+    real_execute = tasks.healing_execute
+
+    def execute(*, healing_id, token, retries):
+        if healing_id == slow.pk:
+            raise SoftTimeLimitExceeded()
+        return real_execute(healing_id=healing_id, token=token, retries=retries)
+
+    sent: list[dict] = []
+    monkeypatch.setattr(tasks, "healing_execute", execute)
+    monkeypatch.setattr(tasks, "heal_order_send", lambda **kwargs: sent.append(kwargs))
+    args, kwargs = _batch([first, slow, last])
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        tasks.heal_order.apply(args=args, kwargs=kwargs).get(disable_sync_subtasks=False)
+
+    ((handed),) = sent  # only the one not started; the slow one's lease brings it back
+    assert (handed["healing_id"], handed["more"]) == (last.pk, [])
+    assert HealingAction.objects.get(pk=first.pk).recovery_status == "SUCCESS"

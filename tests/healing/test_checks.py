@@ -30,6 +30,8 @@ def _sane(settings):
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3900}
     settings.HEALING_TASK_BACKOFF_MAX = 120.0
     settings.CELERY_TASK_TIME_LIMIT = 90
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 60
+    settings.HEALING_TASK_BATCH = 10
     settings.HEALING_LEASE_SECONDS = 60
     settings.HEALING_LEASE_RENEW_SECONDS = 20.0
     settings.HEALING_LEASE_MARGIN_SECONDS = 10.0
@@ -102,6 +104,17 @@ def test_e005_stale_age_not_above_the_cycle_heartbeat(settings):
 def test_e006_prefetch_holding_more_than_the_dispatch_lease_covers(settings):
     settings.CELERY_WORKER_PREFETCH_MULTIPLIER = 200
     assert ids() == ["healing.E006"]
+
+
+def test_e006_counts_every_healing_of_a_batch_up_to_the_soft_time_limit(settings):
+    settings.HEALING_DISPATCH_LEASE_SECONDS = 150
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 60
+    settings.HEALING_TASK_BATCH = 1
+    assert ids() == []  # 4 tasks x 5 s
+    settings.HEALING_TASK_BATCH = 10
+    assert ids() == ["healing.E006"]  # 4 tasks x min(10 x 5 s, 60 s)
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 30
+    assert ids() == []  # 4 x 30 s
 
 
 def test_e008_a_worker_dead_age_not_above_twice_its_beat(settings):
