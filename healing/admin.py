@@ -6,8 +6,8 @@ from healing.models import HealingAction, HealingCycle, HealingMetric, StuckRule
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Audit rows (DESIGN.md invariants 9 and 13): viewed with a Close button,
-    never added, saved or deleted from the admin."""
+    """Audit rows (docs/INVARIANTS.md, invariants 9 and 13): viewed with a Close
+    button, never added, saved or deleted from the admin."""
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,4 +1,4 @@
-"""The blast-radius guard (DESIGN.md, invariant 8).
+"""The blast-radius guard (docs/INVARIANTS.md, invariant 8).
 
 When one cycle finds at least ``HEALING_GUARD_MIN_STUCK`` stuck orders that
 are at least ``HEALING_GUARD_MAX_SHARE`` of all open orders, something

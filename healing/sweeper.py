@@ -3,7 +3,7 @@
 A healing whose lease ran out lost its task (a killed worker, a lost message,
 a frozen process): :func:`leases_redispatch` gives it a new claim token and a
 fresh dispatch lease, so whatever the old task does if it ever wakes up
-changes nothing (DESIGN.md invariant 7). The cycle calls it for what it
+changes nothing (docs/INVARIANTS.md, invariant 7). The cycle calls it for what it
 detected; the beat task :func:`leases_sweep` calls it every
 ``HEALING_SWEEP_SECONDS`` in bounded batches, so a lost healing waits about
 one lease, not the next detection cycle.

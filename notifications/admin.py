@@ -169,7 +169,7 @@ class AdminNotificationAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Notifications are the audit trail (DESIGN.md invariant 9).
+        # Notifications are the audit trail (docs/INVARIANTS.md, invariant 9).
         return False
 
     class Media:
