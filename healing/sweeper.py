@@ -35,8 +35,8 @@ from celery import Task
 from celery.signals import worker_ready
 from celery.worker.request import Request
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Case, Q, QuerySet, UUIDField, Value, When
 from django.utils import timezone
 
 from healing.actions.base import dispatch_lease_deadline
@@ -101,25 +101,46 @@ def healings_rescue(
     return _tokens_renew(rows, now=now)
 
 
+# Rows a renewing UPDATE names at most (its CASE has one branch per row).
+RENEW_CHUNK = 500
+
+
 def _tokens_renew(
     rows: QuerySet[HealingAction], *, now: datetime, limit: int | None = None
 ) -> list[tuple[int, str]]:
+    """A new token and a fresh dispatch lease for each row, one UPDATE per
+    ``RENEW_CHUNK`` rows: a long outage's thousand expired leases are not a
+    thousand statements (16.7 s for 1,745 at `make faults` size)."""
     locked = rows.select_for_update(skip_locked=True).order_by("lease_expires_at", "id")
     if limit is not None:
         locked = locked[:limit]
+    ids = list(locked.values_list("id", flat=True))
     lease = dispatch_lease_deadline(now)
-    sent = []
-    for healing_id in list(locked.values_list("id", flat=True)):
-        token = uuid.uuid4()
+    # Three parameters a row (the IN list, the CASE's id and token).
+    most = connection.features.max_query_params
+    chunk = RENEW_CHUNK if most is None else max(1, min(RENEW_CHUNK, (most - 16) // 3))
+    sent: list[tuple[int, str]] = []
+    for start in range(0, len(ids), chunk):
+        tokens = {healing_id: uuid.uuid4() for healing_id in ids[start : start + chunk]}
         # Locked above, so no wait; the conditions stay for SQLite (no locks).
-        if rows.filter(pk=healing_id).update(
+        changed = rows.filter(pk__in=list(tokens)).update(
             recovery_status=RecoveryStatus.PENDING,
-            claim_token=token,
+            claim_token=Case(
+                *(When(pk=healing_id, then=Value(token)) for healing_id, token in tokens.items()),
+                output_field=UUIDField(),
+            ),
             lease_expires_at=lease,
             next_attempt_at=None,
             updated_at=now,
-        ):
-            sent.append((healing_id, str(token)))
+        )
+        if changed < len(tokens):
+            # Some row moved on between the read and the write (SQLite): only
+            # the rows that now carry our token were renewed.
+            held = dict(
+                HealingAction.objects.filter(pk__in=list(tokens)).values_list("id", "claim_token")
+            )
+            tokens = {h: t for h, t in tokens.items() if held.get(h) == t}
+        sent += [(healing_id, str(token)) for healing_id, token in tokens.items()]
     return sent
 
 

@@ -82,6 +82,30 @@ def test_the_sweeper_works_in_bounded_batches(settings):
     assert sorted(h for h, _ in sent) == sorted(h.pk for h in healings)
 
 
+def test_many_expired_leases_are_renewed_in_one_statement_each_with_its_own_token(monkeypatch):
+    """A long outage's expired leases: one UPDATE a chunk, not one a healing."""
+    from django.test.utils import CaptureQueriesContext
+
+    from healing import sweeper
+
+    monkeypatch.setattr(sweeper, "RENEW_CHUNK", 4)
+    healings = [claimed_healing() for _ in range(6)]
+    old = {h.pk: str(h.claim_token) for h in healings}
+    expire(*old)
+
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        pairs = leases_redispatch(now=timezone.now())
+
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 2  # 4 + 2
+    assert sorted(h for h, _ in pairs) == sorted(old)
+    assert len({token for _, token in pairs}) == 6
+    stored = dict(HealingAction.objects.values_list("id", "claim_token"))
+    for healing_id, token in pairs:
+        assert str(stored[healing_id]) == token != old[healing_id]
+    assert set(HealingAction.objects.values_list("recovery_status", flat=True)) == {"PENDING"}
+
+
 def test_the_sweeper_sends_only_after_its_batch_commits():
     healing = claimed_healing()
     expire(healing.pk)
