@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models import Count, F, Sum
 
 from healing.cycle import healing_cycle_run
+from healing.events import FOLDED_ORDERS_MAX
 from healing.models import HealingAction, HealingCycle, RecoveryStatus
 from notifications.models import AdminNotification
 from orders import services as order_services
@@ -398,13 +399,27 @@ def test_vendor_gateway_fails_for_a_share_of_calls(request):
     assert failed.count() < total * 0.1
     # One open notification per failed order; an order that failed again in a
     # later cycle counts one more occurrence on it instead of a second page.
+    # While its vendor's circuit is open (issue 18, likelier at full size:
+    # more calls a vendor), a failure folds into the vendor's notification.
     failures_per_order = Counter(failed.values_list("order_id", flat=True))
-    occurrences = dict(
-        AdminNotification.objects.filter(
-            notification_type="HEALING_FAILED", order_id__in=list(failures_per_order)
-        ).values_list("order_id", "occurrences")
+    occurrences = Counter(
+        dict(
+            AdminNotification.objects.filter(
+                notification_type="HEALING_FAILED", order_id__in=list(failures_per_order)
+            ).values_list("order_id", "occurrences")
+        )
     )
-    assert occurrences == dict(failures_per_order)
+    folded: Counter[int] = Counter()
+    folded_total, capped = 0, False
+    vendor_rows = AdminNotification.objects.filter(dedup_key__startswith="vendor_circuit:")
+    for details in vendor_rows.values_list("details", flat=True):
+        listed = (details or {}).get("orders") or []
+        folded_total += int((details or {}).get("failed_orders") or 0)
+        capped |= len(listed) >= FOLDED_ORDERS_MAX
+        folded.update(entry["order_id"] for entry in listed)
+    assert occurrences.total() + folded_total == failures_per_order.total()
+    if not capped:
+        assert occurrences + folded == failures_per_order
 
 
 def test_vendor_gateway_down_trips_the_guard_and_nothing_is_mass_reassigned(request, settings):
