@@ -89,7 +89,8 @@ def _label(trigger: str) -> str:
 def healing_cycle_run(
     *, trigger: str = Trigger.BEAT, now: datetime | None = None, dispatch: Dispatch | None = None
 ) -> CycleResult:
-    """Detect every stuck order, record its healing, dispatch one task per healing."""
+    """Detect every stuck order, record its healing, dispatch the heal tasks
+    (up to ``HEALING_TASK_BATCH`` healings a task)."""
     started = time.monotonic()
     now = now or timezone.now()
     cycle = _cycle_acquire(trigger=trigger, now=now)

@@ -75,7 +75,11 @@ def leases_redispatch(
 
 
 def healings_rescue(
-    held: Iterable[Held], *, now: datetime, window: float | None = None
+    held: Iterable[Held],
+    *,
+    now: datetime,
+    window: float | None = None,
+    retries: int | None = None,
 ) -> list[tuple[int, str]]:
     """A new token for each healing a dead holder had, without waiting for its lease.
 
@@ -83,7 +87,11 @@ def healings_rescue(
     task or None). A healing qualifies while it is active and either still
     carries that token (the holder never claimed it) or is IN_PROGRESS with
     a claim made since the holder started (the claim is the dead holder's),
-    within ``window`` seconds of that start when given.
+    within ``window`` seconds of that start when given. A claim that is
+    another task's does not qualify: not one waiting for its retry
+    (``next_attempt_at`` set), and, when the holder's ``retries`` is known,
+    not one made at another retry count (a batch's healing that a retry
+    task claimed after the batch handed it over).
     Call it inside a transaction and send the pairs after it commits.
     """
     match = Q(pk__in=[])
@@ -92,7 +100,13 @@ def healings_rescue(
         if started is not None:
             # One second of slack: the holder's clock read its start first.
             since = datetime.fromtimestamp(started - 1, tz=UTC)
-            claimed = Q(recovery_status=RecoveryStatus.IN_PROGRESS, updated_at__gte=since)
+            claimed = Q(
+                recovery_status=RecoveryStatus.IN_PROGRESS,
+                updated_at__gte=since,
+                next_attempt_at__isnull=True,
+            )
+            if retries is not None:
+                claimed &= Q(retry_count=retries)
             if window is not None:
                 claimed &= Q(updated_at__lt=datetime.fromtimestamp(started + window, tz=UTC))
             mine |= claimed
@@ -116,9 +130,13 @@ def _tokens_renew(
         locked = locked[:limit]
     ids = list(locked.values_list("id", flat=True))
     lease = dispatch_lease_deadline(now)
-    # Three parameters a row (the IN list, the CASE's id and token).
+    # Three parameters a row (the IN list, the CASE's id and token), on top
+    # of the filter's own (the cycle's ids, a rescue's conditions).
     most = connection.features.max_query_params
-    chunk = RENEW_CHUNK if most is None else max(1, min(RENEW_CHUNK, (most - 16) // 3))
+    chunk = RENEW_CHUNK
+    if most is not None:
+        own = len(rows.query.sql_with_params()[1])
+        chunk = max(1, min(RENEW_CHUNK, (most - own - 8) // 3))
     sent: list[tuple[int, str]] = []
     for start in range(0, len(ids), chunk):
         tokens = {healing_id: uuid.uuid4() for healing_id in ids[start : start + chunk]}
@@ -221,8 +239,9 @@ class HealRequest(Request):
     """``heal_order``'s request in the worker's main process.
 
     When the pool child running it dies (SIGKILL, the OOM killer), the main
-    process knows its holder is gone: the healing is re-dispatched at once,
-    urgently, instead of after its lease. Celery then requeues the original
+    process knows its holder is gone: its healings (every one a batch had not
+    finished) are re-dispatched at once, urgently, instead of after their
+    leases. Celery then requeues the original
     message as usual (``reject_on_worker_lost``); it finds a stale token.
     """
 
@@ -251,14 +270,17 @@ class HealRequest(Request):
         # the re-sent task that is running by then.
         self._healing_rescued = True
         # A batch: the healings it finished are final, the one it was running
-        # is IN_PROGRESS under a claim made since it started, the rest still
-        # carry the tokens it was sent.
+        # is IN_PROGRESS under a claim made since it started at the batch's
+        # retry count, the rest still carry the tokens it was sent. One it
+        # handed to a retry is the retry task's (waiting, or claimed at a
+        # higher count) and is left alone.
         held = [(healing_id, token, self.time_start) for healing_id, token in carried]
         ids = [healing_id for healing_id, _ in carried]
+        retries = int(self.request_dict.get("retries") or 0)
         try:
             connection_drop_broken()
             with transaction.atomic():
-                pairs = healings_rescue(held, now=timezone.now())
+                pairs = healings_rescue(held, now=timezone.now(), retries=retries)
             healings_dispatch(pairs, urgent=True)
         except Exception:  # the leases still bound the wait
             logger.warning("worker-lost rescue failed", extra={"healing_ids": ids}, exc_info=True)

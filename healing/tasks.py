@@ -90,8 +90,9 @@ def heal_order(
                 )
                 step = "RETRY"
         except SoftTimeLimitExceeded:
-            # This healing's lease brings it back; the ones not started go on.
-            _hand_on(pairs[index + 1 :])
+            # This one and the ones not started go on; if this one was claimed,
+            # its copy finds the token stale and its claim's lease brings it back.
+            _hand_on(pairs[index:])
             raise
         except Exception:
             # A bug, or no broker for the retry: its lease brings the healing
@@ -117,12 +118,13 @@ def _batch_deadline() -> float:
 
 
 def _hand_on(pairs: list[tuple[int, str]]) -> None:
-    """Send ``pairs`` (not started, their tokens unchanged) as a batch of their own."""
+    """Send ``pairs`` (not started, their tokens unchanged) as a batch of their
+    own, urgent: they have waited their turn once already."""
     if not pairs:
         return
     (first_id, first_token), *rest = pairs
     try:
-        heal_order_send(healing_id=first_id, token=first_token, more=rest)
+        heal_order_send(healing_id=first_id, token=first_token, more=rest, urgent=True)
     except Exception:  # their dispatch leases bring them back
         logger.exception(
             "could not hand a batch's rest on", extra={"healing_ids": [h for h, _ in pairs]}

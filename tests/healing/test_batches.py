@@ -12,6 +12,7 @@ import base64
 import json
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from celery import current_app
@@ -172,6 +173,44 @@ def test_a_pool_child_lost_under_a_batch_gets_every_unfinished_healing_re_sent(m
     assert HealingAction.objects.get(pk=finished.pk).recovery_status == "SUCCESS"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_batch_leaves_alone_the_healings_it_handed_to_a_retry(monkeypatch):
+    """A healing the batch handed to a retry task is that task's: waiting for
+    its retry, or claimed by it at retry 1, it is not the dead child's."""
+    waiting, retrying, running = _stuck_healings(3)
+    args, kwargs = _batch([waiting, retrying, running])
+    started = time.time()
+    later = timezone.now()
+    HealingAction.objects.filter(pk=waiting.pk).update(
+        recovery_status="IN_PROGRESS",
+        claim_token=uuid.uuid4(),
+        updated_at=later,
+        next_attempt_at=later + timedelta(seconds=2),
+    )
+    HealingAction.objects.filter(pk=retrying.pk).update(
+        recovery_status="IN_PROGRESS", claim_token=uuid.uuid4(), updated_at=later, retry_count=1
+    )
+    HealingAction.objects.filter(pk=running.pk).update(
+        recovery_status="IN_PROGRESS", claim_token=uuid.uuid4(), updated_at=later, retry_count=0
+    )
+    before = dict(HealingAction.objects.values_list("pk", "claim_token"))
+    sent: list[list] = []
+    monkeypatch.setattr(
+        sweeper, "healings_dispatch", lambda pairs, urgent=False: sent.append(pairs)
+    )
+    task = current_app.tasks[HEAL_ORDER]
+    message = TaskMessage(HEAL_ORDER, args=args, kwargs=kwargs)
+    request = HealRequest(message, app=current_app, task=task)
+    request.time_start = started
+
+    request._rescue()
+
+    ((pairs),) = sent
+    assert [h for h, _ in pairs] == [running.pk]
+    after = dict(HealingAction.objects.values_list("pk", "claim_token"))
+    assert after[waiting.pk] == before[waiting.pk] and after[retrying.pk] == before[retrying.pk]
+
+
 def test_the_broker_scan_reads_every_healing_of_a_batch_message():
     body = json.dumps([[7, "t7"], {"more": [[8, "t8"], [9, "t9"]]}, {}]).encode()
     raw = json.dumps(
@@ -209,6 +248,7 @@ def test_a_batch_past_its_time_budget_hands_the_healings_it_did_not_start_on(set
 
     assert result == ["SUCCESS", tasks.HANDED_ON, tasks.HANDED_ON]
     ((handed),) = sent
+    assert handed["urgent"]
     assert (handed["healing_id"], handed["token"]) == (second.pk, str(second.claim_token))
     assert handed["more"] == [(third.pk, str(third.claim_token))]
     for healing in (second, third):
@@ -236,6 +276,7 @@ def test_the_soft_time_limit_in_a_batch_hands_on_the_rest_and_ends_the_task(monk
     with pytest.raises(SoftTimeLimitExceeded):
         tasks.heal_order.apply(args=args, kwargs=kwargs).get(disable_sync_subtasks=False)
 
-    ((handed),) = sent  # only the one not started; the slow one's lease brings it back
-    assert (handed["healing_id"], handed["more"]) == (last.pk, [])
+    ((handed),) = sent  # the slow one too: it had not claimed yet
+    assert (handed["healing_id"], handed["more"]) == (slow.pk, [(last.pk, str(last.claim_token))])
+    assert handed["token"] == str(slow.claim_token) and handed["urgent"]
     assert HealingAction.objects.get(pk=first.pk).recovery_status == "SUCCESS"
