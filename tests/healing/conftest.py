@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from celery import current_app
+from celery.signals import before_task_publish
 from django.db import connection
 
+from healing.dispatch import HEAL_ORDER
 from orders.gateway import Delivery, DeliveryFailed, OutboundMessage
 
 
@@ -61,3 +66,32 @@ def run_in_threads(*targets: Callable[[], object], timeout: float = 30) -> list[
     for thread in threads:
         thread.join(timeout=timeout)
     return results
+
+
+@dataclass(frozen=True)
+class Published:
+    """One heal task as it left for the broker."""
+
+    headers: dict[str, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+@pytest.fixture
+def heal_publishes() -> Iterator[list[Published]]:
+    """Publish heal tasks for real on the in-memory transport (no broker is
+    configured in the unit phase) and keep each message's headers and arguments."""
+    kept: list[Published] = []
+
+    def keep(sender: Any = None, headers: Any = None, body: Any = None, **kwargs: Any) -> None:
+        if sender == HEAL_ORDER:
+            kept.append(Published(dict(headers or {}), tuple(body[0]), dict(body[1])))
+
+    before_task_publish.connect(keep, weak=False)
+    eager = current_app.conf.task_always_eager
+    current_app.conf.task_always_eager = False
+    try:
+        yield kept
+    finally:
+        current_app.conf.task_always_eager = eager
+        before_task_publish.disconnect(keep)

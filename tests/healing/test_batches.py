@@ -17,7 +17,6 @@ from datetime import timedelta
 import pytest
 from celery import current_app
 from celery.contrib.testing.mocks import TaskMessage
-from celery.signals import before_task_publish
 from django.utils import timezone
 
 from healing import sweeper, tasks
@@ -31,26 +30,6 @@ from orders.models import OrderStatusChange
 from tests.factories import OrderFactory
 
 
-@pytest.fixture
-def bodies():
-    """Publish for real on the in-memory transport and keep each heal task's
-    (args, kwargs) and priority."""
-    kept: list[tuple[tuple, dict, int | None]] = []
-
-    def keep(sender=None, body=None, properties=None, **kwargs):  # noqa: ARG001
-        if sender == HEAL_ORDER:
-            kept.append((tuple(body[0]), dict(body[1]), (properties or {}).get("priority")))
-
-    before_task_publish.connect(keep, weak=False)
-    eager = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = False
-    try:
-        yield kept
-    finally:
-        current_app.conf.task_always_eager = eager
-        before_task_publish.disconnect(keep)
-
-
 def test_a_batch_is_as_large_as_allowed_while_the_dispatch_keeps_its_spread(settings):
     settings.HEALING_TASK_BATCH = 10
     settings.HEALING_TASK_BATCH_MIN_TASKS = 32
@@ -62,7 +41,7 @@ def test_a_batch_is_as_large_as_allowed_while_the_dispatch_keeps_its_spread(sett
 
 
 def test_a_large_dispatch_sends_every_pair_once_in_batches_and_re_sends_one_a_task(
-    settings, bodies
+    settings, heal_publishes
 ):
     settings.HEALING_TASK_BATCH = 10
     settings.HEALING_TASK_BATCH_MIN_TASKS = 32
@@ -70,15 +49,15 @@ def test_a_large_dispatch_sends_every_pair_once_in_batches_and_re_sends_one_a_ta
 
     healings_dispatch(pairs)
 
-    assert len(bodies) == 40
-    carried = [pair for args, kwargs, _ in bodies for pair in heal_pairs(args, kwargs)]
+    assert len(heal_publishes) == 40
+    carried = [pair for m in heal_publishes for pair in heal_pairs(m.args, m.kwargs)]
     assert sorted(carried) == sorted(pairs)
-    assert all(len(heal_pairs(args, kwargs)) == 10 for args, kwargs, _ in bodies)
+    assert all(len(heal_pairs(m.args, m.kwargs)) == 10 for m in heal_publishes)
 
-    bodies.clear()
+    heal_publishes.clear()
     healings_dispatch(pairs[:50], urgent=True)
-    assert len(bodies) == 50
-    assert all("more" not in kwargs for _, kwargs, _ in bodies)
+    assert len(heal_publishes) == 50
+    assert all("more" not in m.kwargs for m in heal_publishes)
 
 
 def _stuck_healings(count: int) -> list[HealingAction]:

@@ -3,46 +3,27 @@
 from __future__ import annotations
 
 import pytest
-from celery import current_app
-from celery.signals import before_task_publish
 
 from healing.dispatch import heal_order_send, healings_dispatch
 
 
-@pytest.fixture
-def published(settings):
-    """Publish for real on the in-memory transport (no broker configured in the
-    unit phase) and keep each message's headers."""
-    headers: list[dict] = []
-
-    def keep(sender=None, headers=None, **kwargs):  # noqa: ARG001
-        if sender == "healing.tasks.heal_order":
-            headers_list.append(dict(headers or {}))
-
-    headers_list = headers
-    before_task_publish.connect(keep, weak=False)
-    eager = current_app.conf.task_always_eager
-    current_app.conf.task_always_eager = False
-    try:
-        yield headers
-    finally:
-        current_app.conf.task_always_eager = eager
-        before_task_publish.disconnect(keep)
-
-
-def test_a_heal_task_shows_the_healing_and_order_not_the_claim_token(published):
+def test_a_heal_task_shows_the_healing_and_order_not_the_claim_token(heal_publishes):
     heal_order_send(healing_id=41, token="secret-claim-token", order_number="ORD-000041")
 
-    (headers,) = published
+    (published,) = heal_publishes
+    headers = published.headers
     assert headers["argsrepr"] == "(healing=41, order=ORD-000041)"
     assert "secret-claim-token" not in headers["argsrepr"]
     assert headers["kwargsrepr"] == "{}"
 
 
-def test_a_cycles_dispatch_labels_every_task(published):
+def test_a_cycles_dispatch_labels_every_task(heal_publishes):
     healings_dispatch([(1, "t1"), (2, "t2")], order_numbers={1: "ORD-1"})
 
-    assert sorted(h["argsrepr"] for h in published) == ["(healing=1, order=ORD-1)", "(healing=2)"]
+    assert sorted(m.headers["argsrepr"] for m in heal_publishes) == [
+        "(healing=1, order=ORD-1)",
+        "(healing=2)",
+    ]
 
 
 @pytest.mark.parametrize(("queue_type", "expected"), [("classic", 0.3), ("quorum", 1.0)])
