@@ -34,11 +34,32 @@ if DATABASE_URL:
     DB_POOLER = env_str("DB_POOLER")
     if DB_POOLER == "pgbouncer":
         DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DB_KEEPALIVES_IDLE = env_int("DB_KEEPALIVES_IDLE", 30)
+    DB_KEEPALIVES_INTERVAL = env_int("DB_KEEPALIVES_INTERVAL", 10)
+    DB_KEEPALIVES_COUNT = env_int("DB_KEEPALIVES_COUNT", 3)
+    # Keepalives only probe an idle connection: once one end has sent data the
+    # dead peer never acknowledges, the kernel retransmits for about 15
+    # minutes instead. This bounds that too, on both ends (0: the kernel's).
+    DB_TCP_USER_TIMEOUT_MS = env_int(
+        "DB_TCP_USER_TIMEOUT_MS",
+        (DB_KEEPALIVES_IDLE + DB_KEEPALIVES_INTERVAL * DB_KEEPALIVES_COUNT) * 1000,
+    )
     if _postgres and env_bool("DB_SERVER_OPTIONS", default=DB_POOLER != "pgbouncer"):
         DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
             f"-c lock_timeout={DB_LOCK_TIMEOUT_MS} "
             f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS} "
             f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_TIMEOUT_MS} "
+            # The server's side of the keepalives. A worker host cut off in the
+            # middle of a pipeline (statements sent, their Sync not) leaves its
+            # backend waiting for the rest, not idle in transaction: no timeout
+            # above applies, and its row locks stay until the server's TCP
+            # notices the dead peer, two hours (idle) or 15 minutes (data in
+            # flight) by the kernel's defaults. With these it is the same
+            # minute as the client's (tests/multihost/test_hosts.py).
+            f"-c tcp_keepalives_idle={DB_KEEPALIVES_IDLE} "
+            f"-c tcp_keepalives_interval={DB_KEEPALIVES_INTERVAL} "
+            f"-c tcp_keepalives_count={DB_KEEPALIVES_COUNT} "
+            f"-c tcp_user_timeout={DB_TCP_USER_TIMEOUT_MS} "
             # JIT compiles a plan whose estimate passes jit_above_cost: on a
             # stuck-order scan after the clocks moved that was 190 ms of
             # compiling for a 30 ms query (issue 15). Short OLTP statements
@@ -49,9 +70,10 @@ if DATABASE_URL:
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             {
                 "keepalives": 1,
-                "keepalives_idle": env_int("DB_KEEPALIVES_IDLE", 30),
-                "keepalives_interval": env_int("DB_KEEPALIVES_INTERVAL", 10),
-                "keepalives_count": env_int("DB_KEEPALIVES_COUNT", 3),
+                "keepalives_idle": DB_KEEPALIVES_IDLE,
+                "keepalives_interval": DB_KEEPALIVES_INTERVAL,
+                "keepalives_count": DB_KEEPALIVES_COUNT,
+                "tcp_user_timeout": DB_TCP_USER_TIMEOUT_MS,
             }
         )
 else:

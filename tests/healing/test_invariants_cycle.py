@@ -353,5 +353,14 @@ def test_connections_carry_the_timeouts_and_keepalives():
         (idle,) = cursor.fetchone()
         cursor.execute("SHOW statement_timeout")
         (statement,) = cursor.fetchone()
+        # The server's own keepalives: what frees a backend cut off mid-pipeline.
+        cursor.execute("SHOW tcp_keepalives_idle")
+        (server_idle,) = cursor.fetchone()
+        cursor.execute("SHOW tcp_keepalives_count")
+        (server_count,) = cursor.fetchone()
+        cursor.execute("SHOW tcp_user_timeout")
+        (server_unacked,) = cursor.fetchone()
     assert (lock_timeout, idle, statement) == ("5s", "1min", "1min")
+    assert (server_idle, server_count, server_unacked) == ("30", "3", "60000")
+    assert connection.connection.info.get_parameters()["tcp_user_timeout"] == "60000"
     assert connection.connection.info.get_parameters()["keepalives"] == "1"

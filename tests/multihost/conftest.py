@@ -34,6 +34,12 @@ class Cluster:
             # ends the idle transaction: at the short test leases, after 3 s
             # (production: 60 s beside a 60 s lease).
             "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS": "3000",
+            # ... or, cut off mid-pipeline (no timeout applies), until the
+            # server's keepalives give up on it: about 4 s here (production:
+            # about a minute).
+            "DB_KEEPALIVES_IDLE": "2",
+            "DB_KEEPALIVES_INTERVAL": "1",
+            "DB_KEEPALIVES_COUNT": "2",
         }
         self.env.pop("TEST_DATABASE_NAME", None)
 

@@ -1,8 +1,8 @@
 """Test hosts: Linux network namespaces on one private bridge.
 
 One bridge in the root namespace carries two private addresses: the database
-address (a TCP forward to the machine's PostgreSQL, which listens on
-localhost only) and the broker address (a private redis-server bound to it).
+address (translated by nftables to the machine's PostgreSQL, which listens
+on localhost only) and the broker address (a private redis-server bound to it).
 Each test host is a namespace joined to the bridge by a veth pair; its
 processes are the Procfile's command lines run with ``ip netns exec``.
 
@@ -53,8 +53,8 @@ def namespaces_unavailable() -> str | None:
     if made.returncode != 0:
         return f"ip netns add failed: {made.stderr.strip()}"
     ip("netns", "del", probe, check=False)
-    if shutil.which("socat") is None:
-        return "socat is not installed (apt-get install socat)"
+    if shutil.which("nft") is None:
+        return "nftables is not installed (apt-get install nftables)"
     return None
 
 
@@ -70,10 +70,11 @@ def procfile_argv(kind: str) -> list[str]:
 
 
 class Network:
-    """The bridge, its two addresses, the database forward and the broker."""
+    """The bridge, its two addresses, the database translation and the broker."""
 
     def __init__(self, *, database_port: int = 5432) -> None:
         self.bridge = f"{TAG}br"
+        self.table = f"{TAG}db"
         self.database_port = database_port
         self.processes: list[subprocess.Popen] = []
         self.broker_port = 6379
@@ -84,25 +85,19 @@ class Network:
         ip("addr", "add", f"{DB_ADDRESS}/24", "dev", self.bridge)
         ip("addr", "add", f"{BROKER_ADDRESS}/24", "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
-        forward = [
-            "socat",
-            f"TCP-LISTEN:{self.database_port},bind={DB_ADDRESS},fork,reuseaddr",
-            f"TCP:127.0.0.1:{self.database_port}",
-        ]
         redis = [
             "redis-server", "--bind", BROKER_ADDRESS, "--port", str(self.broker_port),
             "--save", "", "--appendonly", "no", "--dir", "/tmp", "--protected-mode", "no",
         ]  # fmt: skip
-        for argv in (forward, redis):
-            self.processes.append(
-                # Own process group: socat forks a child per connection.
-                subprocess.Popen(  # noqa: S603
-                    argv,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+        self._database_translate()
+        self.processes.append(
+            subprocess.Popen(  # noqa: S603
+                redis,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
+        )
         for address, port in ((DB_ADDRESS, self.database_port), (BROKER_ADDRESS, self.broker_port)):
             if not wait_until(lambda a=address, p=port: _answers(a, p), timeout=10, interval=0.05):
                 raise RuntimeError(f"nothing answers at {address}:{port}")
@@ -113,7 +108,36 @@ class Network:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        subprocess.run(["nft", "delete", "table", "ip", self.table], check=False)  # noqa: S607
         ip("link", "del", self.bridge, check=False)
+
+    def _database_translate(self) -> None:
+        """Connections to the database address reach the machine's PostgreSQL
+        itself, address-translated (nftables), not through a forwarding
+        process: the server's own socket faces the host, as in production, so
+        a cut cable is the server's dead peer (a forward would keep the
+        server's side alive). DNAT to 127.0.0.1 needs the bridge to route to
+        localhost; the SNAT lets the server's pg_hba (127.0.0.1) accept it. The
+        output chain serves this namespace's own readiness check."""
+        port = self.database_port
+        rules = f"""
+table ip {self.table} {{
+  chain pre {{
+    type nat hook prerouting priority -100;
+    ip daddr {DB_ADDRESS} tcp dport {port} dnat to 127.0.0.1:{port}
+  }}
+  chain out {{
+    type nat hook output priority -100;
+    ip daddr {DB_ADDRESS} tcp dport {port} dnat to 127.0.0.1:{port}
+  }}
+  chain inp {{
+    type nat hook input priority 100;
+    ip saddr {SUBNET}.0/24 ip daddr 127.0.0.1 tcp dport {port} snat to 127.0.0.1
+  }}
+}}
+"""
+        Path(f"/proc/sys/net/ipv4/conf/{self.bridge}/route_localnet").write_text("1")
+        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)  # noqa: S607
 
 
 class Host:

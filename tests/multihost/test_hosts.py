@@ -9,6 +9,7 @@ the lease bound. CI runs a few hundred orders; MULTIHOST_ORDERS sets more.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
@@ -24,6 +25,7 @@ from tests.faults.helpers import (
     snapshot_episodes,
     wait_for_progress,
 )
+from tests.integration.workers import wait_until
 
 pytestmark = [
     pytest.mark.integration,
@@ -88,3 +90,87 @@ def test_a_worker_host_lost_for_good(cluster):
     assert killed >= 1
     assert_sound(result)
     assert recovered_in < RECOVERY_BOUND, recovered_in
+
+
+# On a worker host: take a row lock inside a pipeline and send the statement
+# but not its Sync, as a pool child cut off between the two would leave it.
+_LOCK_MID_PIPELINE = """
+import time
+from django.db import connection, transaction
+with transaction.atomic():
+    connection.ensure_connection()
+    raw = connection.connection
+    with raw.pipeline():
+        raw.execute("SELECT id FROM {table} WHERE id = %s FOR UPDATE", [{pk}])
+        raw.pgconn.flush()
+        print("locked", flush=True)
+        time.sleep(600)
+"""
+# The server's keepalives at the cluster's settings (2 s idle, 2 probes 1 s
+# apart), with room for a loaded machine; without them: two hours.
+MID_PIPELINE_BOUND = 20
+
+
+def test_a_host_cut_off_mid_pipeline_loses_its_row_locks_to_the_servers_keepalives(cluster):
+    """Mid-pipeline the backend is "active", not idle in transaction: the
+    idle-transaction timeout never fires, and the cut host's row locks would
+    block every healing of that order until the server's TCP gave up."""
+    from orders.models import Order
+
+    (pk,) = make_stuck_orders(1)
+    log = cluster.log_dir / "worker1-locker.log"
+    script = _LOCK_MID_PIPELINE.format(table=Order._meta.db_table, pk=pk)
+    cluster.hosts["worker1"].spawn(
+        [sys.executable, "manage.py", "shell", "-c", script], env=cluster.env, log_path=log
+    )
+    try:
+        waited, freed = _cut_and_wait_for_the_lock(cluster, log=log, pk=pk)
+    finally:
+        _terminate_lock_holders(Order._meta.db_table)
+    print(f"  row lock of the cut host freed {waited:.1f}s after the cut")
+    assert freed, f"row lock still held {waited:.0f}s after the cut"
+
+
+def _cut_and_wait_for_the_lock(cluster, *, log, pk: int) -> tuple[float, bool]:
+    from django.db import connection
+    from django.db.utils import OperationalError
+
+    from orders.models import Order
+
+    assert wait_until(lambda: log.exists() and b"locked" in log.read_bytes(), timeout=60), (
+        log.read_text()[-3000:] if log.exists() else "no output"
+    )
+
+    def locked() -> bool:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN")
+                try:
+                    cursor.execute(
+                        f"SELECT id FROM {Order._meta.db_table} WHERE id = %s FOR UPDATE NOWAIT",  # noqa: S608 - our table
+                        [pk],
+                    )
+                finally:
+                    cursor.execute("ROLLBACK")
+        except OperationalError:
+            return True
+        return False
+
+    assert locked(), "the worker host's pipeline did not take the row lock"
+    cluster.hosts["worker1"].link_down()
+    cut = time.monotonic()
+    freed = wait_until(lambda: not locked(), timeout=MID_PIPELINE_BOUND, interval=0.5)
+    return time.monotonic() - cut, freed
+
+
+def _terminate_lock_holders(table: str) -> None:
+    """A failed run leaves the cut host's lock for hours: end it, so the
+    test database can be flushed."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
+            " WHERE l.relation = %s::regclass AND l.pid <> pg_backend_pid()",
+            [table],
+        )
