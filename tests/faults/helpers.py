@@ -250,7 +250,25 @@ def recover(order_ids: list[int], *, dispatch: Callable | None = None, timeout: 
     if latest is not None:
         time.sleep(max((latest - timezone.now()).total_seconds(), 0) + 0.2)
     result = healing_cycle_run(trigger="BEAT", dispatch=dispatch)
-    wait_until(lambda: active_count(order_ids) == 0, timeout=timeout, interval=0.2)
+    if not wait_until(lambda: active_count(order_ids) == 0, timeout=timeout, interval=0.2):
+        # For the post-mortem: the healings still open, as the database has them.
+        print(f"  still active {timeout:.0f}s after the recovery cycle (oldest 20):")
+        for row in (
+            HealingAction.objects.filter(
+                order_id__in=order_ids, recovery_status__in=ACTIVE_STATUSES
+            )
+            .order_by("updated_at")[:20]
+            .values_list(
+                "pk",
+                "recovery_status",
+                "retry_count",
+                "claim_token",
+                "lease_expires_at",
+                "next_attempt_at",
+                "updated_at",
+            )
+        ):
+            print("   ", row)
     return result.redispatched
 
 
