@@ -1,4 +1,4 @@
-"""The roles and the role matrix of issue 7, as permission classes (DESIGN.md "Roles").
+"""The roles and the role matrix of issue 7, as permission classes (docs/DECISIONS.md "Roles").
 
 | endpoint                                       | ADMIN | OPERATIONS | VIEWER |
 |------------------------------------------------|-------|------------|--------|

@@ -1,4 +1,4 @@
-"""Who may open the operator pages: ADMIN and OPERATIONS (DESIGN.md's role matrix).
+"""Who may open the operator pages: ADMIN and OPERATIONS (docs/DECISIONS.md "Roles").
 
 The drill-down and what-if pages show orders, vendors and healings one by
 one, as the operator panels of the dashboard do; VIEWER sees statistics only

@@ -4,7 +4,7 @@ Stuck orders come from ``healing.detection.stuck_orders_detect``; outcomes,
 success rates and KPIs from ``healing.reports`` (``statistics_daily`` and
 ``kpis_evaluate``, the code behind ``GET /statistics`` and the KPI endpoint),
 so a number on the dashboard is the number the API and the seed's SQL give.
-Which panels a user gets follows DESIGN.md's role matrix: VIEWER sees the
+Which panels a user gets follows docs/DECISIONS.md "Roles": VIEWER sees the
 statistics and KPI panels only.
 """
 

@@ -214,13 +214,13 @@ def demo_marketplace_seed(*, now: datetime | None = None, rng: random.Random) ->
 def demo_rules_compress(*, minutes: int = DEMO_THRESHOLD_MINUTES) -> dict[str, int]:
     """Set every rule's threshold to ``minutes``; return the previous values.
 
-    Only thresholds change: the ladders stay DESIGN.md's, so what the demo
+    Only thresholds change: the ladders stay the defaults, so what the demo
     shows is the production escalation, faster.
     """
     defaults = {rule["status"]: rule["threshold_minutes"] for rule in default_rules()}
     previous = {
         # Already at the demo's value: a demo that was killed before it could
-        # restore them; go back to DESIGN.md's thresholds, not to the demo's.
+        # restore them; go back to the default thresholds, not to the demo's.
         status: defaults.get(status, value) if value == minutes else value
         for status, value in StuckRule.objects.values_list("status", "threshold_minutes")
     }
@@ -259,7 +259,7 @@ def demo_beat_interval_set(*, seconds: int) -> int | None:
 
 
 def demo_beat_interval_restore(previous: int | None) -> None:
-    """Back to the interval before the demo (DESIGN.md's 5 minutes if the
+    """Back to the interval before the demo (the default 5 minutes if the
     demo had to create the entry)."""
     task = PeriodicTask.objects.filter(task=CYCLE_TASK).first()
     if task is None:

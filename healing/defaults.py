@@ -1,4 +1,4 @@
-"""DESIGN.md's default escalation ladders, keyed by order status."""
+"""The default escalation ladders (docs/DECISIONS.md "Healing flow"), keyed by order status."""
 
 from healing.models import ISSUE_TYPE_FOR_STATUS, RecoveryAction
 from orders.constants import DEFAULT_STUCK_THRESHOLDS_MINUTES

@@ -1,4 +1,4 @@
-"""The one definition of "stuck" (DESIGN.md "Healing flow", "Attempts").
+"""The one definition of "stuck" (docs/DECISIONS.md "Healing flow", "Attempts").
 
 An order is stuck when it has sat in a status longer than its rule's
 threshold, has no live active healing and is not on manual hold. Everything

@@ -1,6 +1,6 @@
 """Everything the healing engine tells people, one small function per event.
 
-DESIGN.md "Notifications": only on failure. These functions are the only
+docs/DECISIONS.md "Notifications": only on failure. These functions are the only
 callers of ``notification_raise`` in the project, so "who gets paged, for
 what" is this file. Each is called inside the transaction that records what
 happened (the raise is one upsert; delivery leaves after commit).

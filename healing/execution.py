@@ -1,6 +1,6 @@
 """Initiate and execute one healing; decide retry or fail; operator requests.
 
-A healing follows DESIGN.md's protocol:
+A healing follows docs/DECISIONS.md "Healing flow":
 
 1. **claim** — a conditional UPDATE (expected status and claim token) sets
    IN_PROGRESS, a fresh token and a lease deadline; a duplicate or stale task

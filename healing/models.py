@@ -1,6 +1,6 @@
 """Rules, healings, cycles and the daily metrics roll-up.
 
-Table and column names follow the seed's SQL (DESIGN.md "Names") so the
+Table and column names follow the seed's SQL (docs/DECISIONS.md "Names") so the
 seed's monitoring queries run as written.
 """
 
@@ -52,7 +52,7 @@ FINAL_STATUSES: tuple[str, ...] = (
     RecoveryStatus.SKIPPED,
     RecoveryStatus.MANUAL_REQUIRED,
 )
-# DESIGN.md "Attempts": SKIPPED healings do not count.
+# docs/DECISIONS.md "Attempts": SKIPPED healings do not count.
 ATTEMPT_STATUSES: tuple[str, ...] = (
     RecoveryStatus.SUCCESS,
     RecoveryStatus.FAILED,
@@ -233,7 +233,7 @@ class HealingAction(models.Model):
     error_message = models.TextField(blank=True)
     retry_count = models.PositiveIntegerField(default=0)
     admin_notified = models.BooleanField(default=False)
-    # Claim and lease (DESIGN.md): the token the current task must present.
+    # docs/DECISIONS.md "Claim and lease": the token the current task must present.
     claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # When a scheduled retry runs ("retrying"); cleared by the next claim.

@@ -120,7 +120,7 @@ class FailureRate:
 
 def healing_failure_rate(*, now: datetime, window_minutes: int) -> FailureRate:
     """Healings completed in the window that ended FAILED or MANUAL_REQUIRED,
-    over all that counted as attempts (DESIGN.md's KPI: 1 - success rate)."""
+    over all that counted as attempts (docs/DECISIONS.md "Success": 1 - success rate)."""
     counts = HealingAction.objects.filter(
         completed_at__gte=now - timedelta(minutes=window_minutes),
         completed_at__lte=now,

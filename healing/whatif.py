@@ -1,6 +1,6 @@
 """What-if replay of the stuck rules over the orders' status history (issue 19).
 
-Each ``OrderStatusChange`` row restarts the order's stuck clock (DESIGN.md
+Each ``OrderStatusChange`` row restarts the order's stuck clock (docs/DECISIONS.md
 "Order state machine"), so the history is a list of episodes: (order, status,
 start, end). An episode is flagged by a rule when the order was still in the
 status when the threshold passed — detection's wall-clock test

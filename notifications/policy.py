@@ -1,4 +1,4 @@
-"""Severity policy (DESIGN.md "Notifications"): who hears what, and how loudly.
+"""Severity policy (docs/DECISIONS.md "Notifications"): who hears what, and how loudly.
 
 - HEALING_FAILED and MANUAL_INTERVENTION_REQUIRED are HIGH;
 - SYSTEM_ALERT is CRITICAL for system conditions (guard, failure rate, beat down);

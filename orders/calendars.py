@@ -1,4 +1,4 @@
-"""Working-time arithmetic for vendor calendars (DESIGN.md "Vendor time").
+"""Working-time arithmetic for vendor calendars (docs/DECISIONS.md "Vendor time").
 
 Pure functions: no database, no clock. A calendar is a time zone, opening
 spans per weekday and closed dates. Minutes are counted on real instants

@@ -1,4 +1,4 @@
-"""The roles of DESIGN.md, as Django groups with their permissions.
+"""The roles (docs/DECISIONS.md "Roles"), as Django groups with their permissions.
 
 Three staff roles (ADMIN, OPERATIONS, VIEWER) and the marketplace's service
 accounts (MARKETPLACE: the order API only, no admin, no healing API).

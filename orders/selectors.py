@@ -143,7 +143,7 @@ def order_history(*, order: Order) -> QuerySet[OrderStatusChange]:
 
 def order_healings(*, order: Order) -> list[dict[str, Any]]:
     """The order's healings, read through the reverse relation so orders never
-    imports healing (DESIGN.md: healing -> orders only)."""
+    imports healing (docs/ARCHITECTURE.md: healing -> orders only)."""
     # Without healing's models mypy may not know the reverse accessor.
     related: Any = order.healing_actions  # type: ignore[attr-defined,unused-ignore]
     rows = related.order_by("created_at", "id").values(

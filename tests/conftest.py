@@ -70,7 +70,7 @@ def on_postgres() -> bool:
 @pytest.fixture(autouse=True)
 def _default_stuck_rules(request: pytest.FixtureRequest) -> None:
     """Transactional tests flush the database, data migrations included:
-    put DESIGN.md's default rules back for every test that uses the database."""
+    put the default rules (healing/defaults.py) back for every test that uses the database."""
     marker = request.node.get_closest_marker("django_db")
     if marker is None:
         return
@@ -171,7 +171,8 @@ def quiet_channels(settings):
 
 @pytest.fixture
 def stuck_rules(db):
-    """DESIGN.md's default rules (a transactional test's flush removes the seeded ones)."""
+    """The default rules (healing/defaults.py): a transactional test's flush
+    removes the seeded ones."""
     from healing.defaults import default_rules
 
     return {rule["status"]: StuckRuleFactory(**rule) for rule in default_rules()}

@@ -1,6 +1,6 @@
 """What every recovery action shares: the claim, the outcome, the result row.
 
-DESIGN.md "Claim and lease": a task presents the claim token it was sent
+docs/DECISIONS.md "Claim and lease": a task presents the claim token it was sent
 with; the claim is a conditional UPDATE that swaps it for a new one, and the
 result is written only if this task still holds that token. Any other writer
 (a duplicate delivery, a re-dispatch after the lease ran out) matches nothing.

@@ -1,4 +1,4 @@
-"""Reads that summarise healings for people and scrapers (DESIGN.md "Success").
+"""Reads that summarise healings for people and scrapers (docs/DECISIONS.md "Success").
 
 - ``measures``: the shared building blocks (window, recovery time, percentiles,
   outcome counts);

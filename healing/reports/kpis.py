@@ -2,7 +2,7 @@
 
 Every success rate in the project (statistics rows, the daily roll-up, the
 dashboard, the KPI endpoint) is ``success_rate``: SUCCESS / attempted, where
-attempted = SUCCESS + FAILED + MANUAL_REQUIRED (DESIGN.md "Success"), as a
+attempted = SUCCESS + FAILED + MANUAL_REQUIRED (docs/DECISIONS.md "Success"), as a
 percentage with two decimals, None when nothing was attempted. Every target
 is read from ``KPI_TARGETS``.
 """
@@ -26,7 +26,7 @@ def percent(numerator: int, denominator: int) -> float | None:
 
 
 def attempted(*, successful: int, failed: int, manual: int) -> int:
-    """DESIGN.md "Attempts": SKIPPED and active healings are not attempts."""
+    """docs/DECISIONS.md "Attempts": SKIPPED and active healings are not attempts."""
     return successful + failed + manual
 
 

@@ -1,6 +1,6 @@
 """Building blocks shared by the statistics, the KPIs, the roll-up and Prometheus.
 
-Definitions (DESIGN.md "Success"):
+Definitions (docs/DECISIONS.md "Success"):
 
 - A healing belongs to the UTC day of its ``issue_detected_at`` (the seed's
   "Recent Failures" and daily breakdown read it that way).
@@ -10,7 +10,7 @@ Definitions (DESIGN.md "Success"):
   ended SUCCESS; other outcomes did not recover anything and are not timed.
 - *Attempted* healings are those that ended SUCCESS, FAILED or
   MANUAL_REQUIRED; SKIPPED ones (recovered by themselves, guard, dry run) and
-  still-active ones are not attempts (DESIGN.md "Attempts").
+  still-active ones are not attempts (docs/DECISIONS.md "Attempts").
 
 Percentiles are linear-interpolated (PostgreSQL's ``percentile_cont``); on
 PostgreSQL they are computed in the database, on the embedded SQLite default
@@ -58,7 +58,7 @@ class SecondsBetween(Func):
 
 
 def recovery_seconds() -> SecondsBetween:
-    """DESIGN.md: recovery time = completed - detected."""
+    """docs/DECISIONS.md "Success": recovery time = completed - detected."""
     return SecondsBetween(F("completed_at"), F("issue_detected_at"))
 
 

@@ -4,7 +4,7 @@
 ``healing_actions`` (plus ``healing_cycles`` and ``admin_notifications``) and
 upserted on ``metric_date``, so running the roll-up twice, concurrently, or
 from ``rebuild_metrics`` gives the same row. The healing transaction never
-writes here (DESIGN.md "Metrics are a rollup"): no shared counter row is
+writes here (docs/DECISIONS.md "Metrics are a rollup"): no shared counter row is
 locked by the hot path.
 
 A healing counts on the UTC day it was detected (``issue_detected_at``). A

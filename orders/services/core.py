@@ -25,7 +25,7 @@ from orders.models import (
 )
 from orders.vendor_time import order_due_at  # issue 18: vendor-time due times
 
-# DESIGN.md's state machine. Reassignment (to PENDING with another vendor) is
+# docs/DECISIONS.md "Order state machine". Reassignment (to PENDING with another vendor) is
 # listed separately because it also needs a vendor change.
 TRANSITIONS: dict[str, frozenset[str]] = {
     OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.CANCELLED}),

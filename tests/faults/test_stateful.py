@@ -3,7 +3,7 @@
 Orders get stuck, vendors act, cycles run, healing messages are delivered,
 duplicated, retried or dropped, leases run out, operators cancel, refund again
 and resolve manual holds, the gateway fails, the blast-radius guard trips.
-After every step DESIGN.md's invariants are checked against the database.
+After every step the invariants (docs/INVARIANTS.md) are checked against the database.
 
 Runs in the unit phase (messages are executed in-process through
 ``healing_execute``); the budget is fixed so CI time is too.
@@ -284,7 +284,7 @@ class HealingMachine(RuleBasedStateMachine):
         SEEN["guard_tripped_cycles"] += HealingCycle.objects.filter(guard_tripped=True).count()
         SEEN["refunds"] += CreditEntry.objects.filter(kind="REFUND").count()
 
-    # --- Invariants (DESIGN.md), read from the database ---------------------
+    # --- Invariants (docs/INVARIANTS.md), read from the database ----------
 
     @invariant()
     def one_history_chain_per_order(self) -> None:

@@ -1,5 +1,5 @@
 """Detection in vendor time: a rule's threshold counts the vendor's working minutes
-(issue 18, DESIGN.md "Vendor time")."""
+(issue 18, docs/DECISIONS.md "Vendor time")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN.md's invariants 6, 7 and 8, on real PostgreSQL connections: a cycle's
+"""Invariants 6, 7 and 8 (docs/INVARIANTS.md), on real PostgreSQL connections: a cycle's
 tasks leave only after its healing rows commit (6), a lost or overtaken task is
 re-dispatched after its lease with a new token and the stale one does nothing
 (7), and the blast-radius guard pauses reassign and cancel under one critical

@@ -1,4 +1,4 @@
-"""DESIGN.md's invariants 2, 3 and 4, on real PostgreSQL connections: at most
+"""Invariants 2, 3 and 4 (docs/INVARIANTS.md), on real PostgreSQL connections: at most
 one active healing per order (2), a healing's effect happens at most once
 however many times its task runs (3), and only while the order is still in the
 status it was detected in, so a vendor acting meanwhile wins (4).
