@@ -346,21 +346,25 @@ def _terminate(pid: int) -> None:
 def test_connections_carry_the_timeouts_and_keepalives():
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW lock_timeout")
-        (lock_timeout,) = cursor.fetchone()
-        cursor.execute("SHOW idle_in_transaction_session_timeout")
-        (idle,) = cursor.fetchone()
-        cursor.execute("SHOW statement_timeout")
-        (statement,) = cursor.fetchone()
+    names = (
+        "lock_timeout",
+        "idle_in_transaction_session_timeout",
+        "statement_timeout",
         # The server's own keepalives: what frees a backend cut off mid-pipeline.
-        cursor.execute("SHOW tcp_keepalives_idle")
-        (server_idle,) = cursor.fetchone()
-        cursor.execute("SHOW tcp_keepalives_count")
-        (server_count,) = cursor.fetchone()
-        cursor.execute("SHOW tcp_user_timeout")
-        (server_unacked,) = cursor.fetchone()
-    assert (lock_timeout, idle, statement) == ("5s", "1min", "1min")
-    assert (server_idle, server_count, server_unacked) == ("30", "3", "60000")
+        "tcp_keepalives_idle",
+        "tcp_keepalives_count",
+        "tcp_user_timeout",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names))
+        shown = dict(zip(names, cursor.fetchone(), strict=True))
+    assert shown == {
+        "lock_timeout": "5s",
+        "idle_in_transaction_session_timeout": "1min",
+        "statement_timeout": "1min",
+        "tcp_keepalives_idle": "30",
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "60000",
+    }
     assert connection.connection.info.get_parameters()["tcp_user_timeout"] == "60000"
     assert connection.connection.info.get_parameters()["keepalives"] == "1"

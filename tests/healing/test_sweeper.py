@@ -82,13 +82,27 @@ def test_the_sweeper_works_in_bounded_batches(settings):
     assert sorted(h for h, _ in sent) == sorted(h.pk for h in healings)
 
 
-def test_many_expired_leases_are_renewed_in_one_statement_each_with_its_own_token(monkeypatch):
-    """A long outage's expired leases: one UPDATE a chunk, not one a healing."""
+@pytest.mark.parametrize(
+    ("chunk", "max_params"),
+    [
+        # A long outage's expired leases: one UPDATE a chunk (4 + 2), not one a healing.
+        (4, None),
+        # SQLite caps a statement's parameters: the chunk shrinks to fit them,
+        # whatever RENEW_CHUNK says. 20, less the filter's 3 (two statuses, the
+        # lease) and 8 spare, at three a row: 3 rows (3 + 3).
+        (500, 20),
+    ],
+    ids=["renew-chunk", "parameter-limit"],
+)
+def test_many_expired_leases_are_renewed_in_one_statement_each_with_its_own_token(
+    monkeypatch, chunk, max_params
+):
     from django.test.utils import CaptureQueriesContext
 
     from healing import sweeper
 
-    monkeypatch.setattr(sweeper, "RENEW_CHUNK", 4)
+    monkeypatch.setattr(sweeper, "RENEW_CHUNK", chunk)
+    monkeypatch.setattr(connection.features, "max_query_params", max_params)
     healings = [claimed_healing() for _ in range(6)]
     old = {h.pk: str(h.claim_token) for h in healings}
     expire(*old)
@@ -97,35 +111,13 @@ def test_many_expired_leases_are_renewed_in_one_statement_each_with_its_own_toke
         pairs = leases_redispatch(now=timezone.now())
 
     updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) == 2  # 4 + 2
+    assert len(updates) == 2
     assert sorted(h for h, _ in pairs) == sorted(old)
     assert len({token for _, token in pairs}) == 6
     stored = dict(HealingAction.objects.values_list("id", "claim_token"))
     for healing_id, token in pairs:
         assert str(stored[healing_id]) == token != old[healing_id]
     assert set(HealingAction.objects.values_list("recovery_status", flat=True)) == {"PENDING"}
-
-
-def test_a_database_with_a_parameter_limit_gets_smaller_renewal_chunks(monkeypatch):
-    """SQLite caps a statement's parameters: the chunk shrinks to fit them
-    (three a row, beside the filter's own), whatever RENEW_CHUNK says."""
-    from django.test.utils import CaptureQueriesContext
-
-    monkeypatch.setattr(connection.features, "max_query_params", 20)
-    healings = [claimed_healing() for _ in range(6)]
-    old = {h.pk: str(h.claim_token) for h in healings}
-    expire(*old)
-
-    with CaptureQueriesContext(connection) as queries, transaction.atomic():
-        pairs = leases_redispatch(now=timezone.now())
-
-    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
-    # 20 parameters, 3 of the filter's (two statuses, the lease), 8 spare: 3 rows.
-    assert len(updates) == 2
-    stored = dict(HealingAction.objects.values_list("id", "claim_token"))
-    assert sorted(h for h, _ in pairs) == sorted(old)
-    for healing_id, token in pairs:
-        assert str(stored[healing_id]) == token != old[healing_id]
 
 
 def test_the_sweeper_sends_only_after_its_batch_commits():

@@ -171,6 +171,7 @@ def _terminate_lock_holders(table: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
+            " JOIN pg_database d ON d.oid = l.database AND d.datname = current_database()"
             " WHERE l.relation = %s::regclass AND l.pid <> pg_backend_pid()",
             [table],
         )
