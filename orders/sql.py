@@ -18,7 +18,9 @@ from contextvars import ContextVar
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, connection, models
+from django.db.backends.utils import CursorWrapper
 
 
 def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
@@ -57,6 +59,32 @@ def _insert(
         # PostgreSQL and SQLite (3.24+) spell the upsert the same way.
         sql += f" ON CONFLICT ({target}) DO UPDATE SET {changes}"
     return sql, fields
+
+
+def cursor(*, prepare: bool = True) -> CursorWrapper:
+    """A cursor for the heal path's fixed statements (Django's wrapper around it).
+
+    On PostgreSQL its values are bound server-side, so psycopg prepares a
+    statement once this connection has run its text five times (``prepare_threshold``)
+    and from then on PostgreSQL skips parsing and planning it. Django's own
+    cursors bind client-side: every text carries its values, so nothing they
+    send can be prepared; the ORM keeps them. ``prepare=False``, or
+    ``DB_PREPARED_STATEMENTS`` off (behind an older pgbouncer), or SQLite:
+    Django's cursor.
+    """
+    if not prepare or connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    # What connection.cursor() does before it makes its cursor.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    # psycopg's Cursor(connection) with Django's mixin; the stubs know neither.
+    factory: Any = ServerBindingCursor
+    bound = factory(connection.connection)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(bound)
+    return connection.make_cursor(bound)
 
 
 def _flush_later_allowed() -> bool:
@@ -105,7 +133,9 @@ def rows_insert(
         for field in fields
     ]
     if flush_later and _flush_later_allowed():
-        sql = _FLUSH_LATER + sql
+        # Two statements in one simple query: bound client-side, never prepared.
+        execute(_FLUSH_LATER + sql, params, prepare=False)
+        return
     execute(sql, params)
 
 
@@ -140,22 +170,25 @@ class _Pipeline:
 _pipeline: ContextVar[_Pipeline | None] = ContextVar("orders_sql_pipeline", default=None)
 
 
-def execute(statement: str, params: Sequence[Any], *, check: Check | None = None) -> None:
+def execute(
+    statement: str, params: Sequence[Any], *, check: Check | None = None, prepare: bool = True
+) -> None:
     """Run one statement; ``check(rowcount)`` says whether it did what was meant.
 
     Inside :func:`pipelined` the statement is only sent, and its check runs
     when the block ends. Outside it (and always on SQLite) both run now.
+    ``prepare``: see :func:`cursor`.
     """
     batch = _pipeline.get()
     if batch is None:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
+        with cursor(prepare=prepare) as sent:
+            sent.execute(statement, params)
             if check is not None:
-                check(cursor.rowcount)
+                check(sent.rowcount)
         return
-    cursor = connection.cursor()
-    cursor.execute(statement, params)
-    batch.sent.append((cursor, check))
+    sent = cursor(prepare=prepare)
+    sent.execute(statement, params)
+    batch.sent.append((sent, check))
 
 
 @contextlib.contextmanager

@@ -240,3 +240,27 @@ def test_make_run_creates_the_database_before_it_migrates():
     assert steps.index("$(PY) manage.py create_database") < steps.index(
         "$(PY) manage.py migrate --no-input"
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "True 5"),
+        ({"DB_POOLER": "pgbouncer"}, "False None"),
+        ({"DB_POOLER": "pgbouncer", "DB_PREPARED_STATEMENTS": "true"}, "True 5"),
+        ({"DB_PREPARED_STATEMENTS": "false"}, "False None"),
+    ],
+)
+def test_prepared_statements_default_on_and_off_behind_pgbouncer(env, expected):
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.DB_PREPARED_STATEMENTS, "
+        "s.DATABASES['default']['OPTIONS'].get('prepare_threshold'))"
+    )
+    seen = settings_seen(
+        code,
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/unused",
+        ALLOW_INSECURE_DEFAULTS="true",
+        **env,
+    )
+    assert seen == expected

@@ -10,6 +10,16 @@ from .base import BASE_DIR, env_bool, env_int, env_str
 
 SQLITE_PATH = env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
 DATABASE_URL = env_str("DATABASE_URL")
+# The heal path's fixed statements (orders.sql) bind their values server-side
+# on PostgreSQL, and psycopg prepares each one once a connection has run it
+# five times (``prepare_threshold``, which Django leaves off): PostgreSQL then
+# runs it again without parsing or planning it (issue 15: that was a third of
+# the server's CPU a heal). Behind pgbouncer older than 1.21 a named prepared
+# statement does not follow the client to the next server connection: off by
+# default there (the statements then bind client-side, as every ORM query does).
+DB_PREPARED_STATEMENTS = env_bool(
+    "DB_PREPARED_STATEMENTS", default=env_str("DB_POOLER") != "pgbouncer"
+)
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
@@ -66,6 +76,8 @@ if DATABASE_URL:
             # never win it back.
             f"-c jit={'on' if env_bool('DB_JIT', default=False) else 'off'}"
         )
+    if _postgres and DB_PREPARED_STATEMENTS:
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
     if _postgres:
         DATABASES["default"].setdefault("OPTIONS", {}).update(
             {

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from healing.models import ACTIVE_STATUSES, HealingAction, RecoveryAction, RecoveryStatus
+from orders import sql as orders_sql
 from orders.health import CircuitView
 from orders.models import (
     CircuitState,
@@ -314,7 +315,7 @@ def _load_row(healing_id: int, claim: ClaimRequest | None) -> tuple[_Statement, 
         claim_params = _claim_params(claim)
         claim_params[6] = healing_id
         sql, params = statement.claiming_sql, claim_params + params
-    with connection.cursor() as cursor:
+    with orders_sql.cursor() as cursor:
         cursor.execute(sql, params)
         return statement, cursor.fetchone(), claiming
 

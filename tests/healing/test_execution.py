@@ -132,6 +132,31 @@ def test_the_heal_path_issues_at_most_eight_statements(status, action, expected)
     assert sum(sql.upper().startswith("SAVEPOINT") for sql in captured) <= 1
 
 
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"
+)
+def test_the_heal_path_prepares_its_statements_once_and_reuses_them():
+    """Issue 15: parsing and planning were a third of PostgreSQL's CPU a heal."""
+    VendorFactory.create_batch(3)
+    for _ in range(8):
+        outcome = execute(initiate(OrderFactory(status="ACCEPTED", stuck_minutes=500)))
+        assert outcome.status == "SUCCESS"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        prepared = dict(cursor.fetchall())
+    claim_and_load = [runs for text, runs in prepared.items() if text.startswith("WITH claimed AS")]
+    finish = [
+        runs
+        for text, runs in prepared.items()
+        if text.startswith('UPDATE "healing_actions" SET "recovery_status"')
+    ]
+    # One prepared statement for the claim-and-load and one for the result,
+    # each prepared after its fifth run at the latest (earlier tests on this
+    # connection may have run them too) and then reused by the heals after it.
+    assert len(claim_and_load) == 1 and claim_and_load[0] >= 3
+    assert len(finish) == 1 and finish[0] >= 3
+
+
 def test_claim_with_a_wrong_token_does_nothing(gateway):
     order = OrderFactory(status="CONFIRMED", stuck_minutes=61)
     healing = initiate(order)

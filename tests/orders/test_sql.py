@@ -83,3 +83,67 @@ def test_flush_later_never_touches_a_transaction_the_caller_holds():
                 assert cursor.fetchone()[0] == "on"  # the caller's commit stays durable
     assert "synchronous_commit" not in queries.captured_queries[0]["sql"]
     assert VendorMessage.objects.filter(order=order).count() == 1
+
+
+# --- Prepared statements (issue 15) ---------------------------------------------
+
+
+def _prepared(marker: str) -> list[tuple[str, int]]:
+    """This session's prepared statements whose text carries ``marker``, with their runs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements "
+            "WHERE statement LIKE %s",
+            [f"%{marker}%"],
+        )
+        return cursor.fetchall()
+
+
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"
+)
+
+
+@postgres_only
+def test_a_statement_run_again_is_prepared_once_and_then_reused():
+    vendor = VendorFactory()
+    statement = "UPDATE vendors SET open_orders = open_orders WHERE id = %s /* reused */"
+    for _ in range(10):
+        sql.execute(statement, [vendor.pk], check=lambda updated: None)
+    prepared = _prepared("/* reused */")
+    assert len(prepared) == 1  # one text, one statement: values are parameters
+    # psycopg prepares it once it has run it five times (prepare_threshold): the
+    # sixth run and the four after it are the prepared statement's.
+    assert prepared[0][1] == 5
+
+
+@postgres_only
+def test_pipelined_statements_are_prepared_too():
+    vendor = VendorFactory()
+    statement = "UPDATE vendors SET open_orders = open_orders WHERE id = %s /* piped */"
+    for _ in range(6):
+        with transaction.atomic(), sql.pipelined():
+            sql.execute(statement, [vendor.pk])
+            sql.execute(statement, [vendor.pk])
+    prepared = _prepared("/* piped */")
+    assert len(prepared) == 1 and prepared[0][1] >= 2
+
+
+@postgres_only
+def test_nothing_is_prepared_with_the_setting_off(settings):
+    settings.DB_PREPARED_STATEMENTS = False
+    vendor = VendorFactory()
+    statement = "UPDATE vendors SET open_orders = open_orders WHERE id = %s /* off */"
+    for _ in range(10):
+        sql.execute(statement, [vendor.pk])
+    assert _prepared("/* off */") == []
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_flush_later_insert_is_never_prepared():
+    order = OrderFactory()
+    for _ in range(6):
+        sql.rows_insert([_message(order.pk, order.vendor_id)], flush_later=True)
+    assert VendorMessage.objects.filter(order=order).count() == 6
+    assert _prepared("synchronous_commit") == []  # two statements: bound client-side
