@@ -13,7 +13,7 @@ DATABASE_URL = env_str("DATABASE_URL")
 # The heal path's fixed statements (orders.sql) bind their values server-side
 # on PostgreSQL, and psycopg prepares each one once a connection has run it
 # five times (``prepare_threshold``, which Django leaves off): PostgreSQL then
-# runs it again without parsing or planning it (issue 15: that was a third of
+# runs it again without parsing or planning it (issue 15: that was 42 % of
 # the server's CPU a heal). Behind pgbouncer older than 1.21 a named prepared
 # statement does not follow the client to the next server connection: off by
 # default there (the statements then bind client-side, as every ORM query does).

@@ -99,12 +99,7 @@ def _prepared(marker: str) -> list[tuple[str, int]]:
         return cursor.fetchall()
 
 
-postgres_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"
-)
-
-
-@postgres_only
+@pytest.mark.postgres
 def test_a_statement_run_again_is_prepared_once_and_then_reused():
     vendor = VendorFactory()
     statement = "UPDATE vendors SET open_orders = open_orders WHERE id = %s /* reused */"
@@ -117,7 +112,7 @@ def test_a_statement_run_again_is_prepared_once_and_then_reused():
     assert prepared[0][1] == 5
 
 
-@postgres_only
+@pytest.mark.postgres
 def test_pipelined_statements_are_prepared_too():
     vendor = VendorFactory()
     statement = "UPDATE vendors SET open_orders = open_orders WHERE id = %s /* piped */"
@@ -129,7 +124,7 @@ def test_pipelined_statements_are_prepared_too():
     assert len(prepared) == 1 and prepared[0][1] >= 2
 
 
-@postgres_only
+@pytest.mark.postgres
 def test_nothing_is_prepared_with_the_setting_off(settings):
     settings.DB_PREPARED_STATEMENTS = False
     vendor = VendorFactory()
@@ -139,7 +134,7 @@ def test_nothing_is_prepared_with_the_setting_off(settings):
     assert _prepared("/* off */") == []
 
 
-@postgres_only
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_flush_later_insert_is_never_prepared():
     order = OrderFactory()
