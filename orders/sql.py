@@ -61,18 +61,17 @@ def _insert(
     return sql, fields
 
 
-def cursor(*, prepare: bool = True) -> CursorWrapper:
+def cursor() -> CursorWrapper:
     """A cursor for the heal path's fixed statements (Django's wrapper around it).
 
     On PostgreSQL its values are bound server-side, so psycopg prepares a
     statement once this connection has run its text five times (``prepare_threshold``)
     and from then on PostgreSQL skips parsing and planning it. Django's own
     cursors bind client-side: every text carries its values, so nothing they
-    send can be prepared; the ORM keeps them. ``prepare=False``, or
-    ``DB_PREPARED_STATEMENTS`` off (behind an older pgbouncer), or SQLite:
-    Django's cursor.
+    send can be prepared; the ORM keeps them. ``DB_PREPARED_STATEMENTS`` off
+    (behind an older pgbouncer), or SQLite: Django's cursor.
     """
-    if not prepare or connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
         return connection.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
@@ -88,20 +87,20 @@ def cursor(*, prepare: bool = True) -> CursorWrapper:
 
 
 def _flush_later_allowed() -> bool:
-    """True where one autocommitted statement can skip waiting for its WAL flush:
-    PostgreSQL outside a transaction block, values bound client-side (Django's
-    default), so two statements can go as one simple query."""
-    return (
-        connection.vendor == "postgresql"
-        and not connection.in_atomic_block
-        and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
-    )
+    """True where one autocommitted statement can skip waiting for its WAL
+    flush: PostgreSQL outside a transaction block."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-# SET LOCAL for the simple query's own implicit transaction: its COMMIT does not
-# wait for the WAL flush. The next synchronous commit on the server (any
-# session's) flushes it with its own, as WAL is one sequence.
-_FLUSH_LATER = "SELECT set_config('synchronous_commit', 'off', true); "
+# SET LOCAL for the statement's own implicit transaction, from inside the
+# statement: RETURNING is evaluated as the rows are written, before that
+# transaction commits, so its COMMIT does not wait for the WAL flush, and the
+# setting ends with it. One statement, so it binds server-side and is prepared
+# like the rest (as two statements in one simple query it was parsed and
+# planned on every heal: round 8, docs/BENCHMARK.md). The next synchronous
+# commit on the server (any session's) flushes it with its own, as WAL is one
+# sequence.
+_FLUSH_LATER = " RETURNING set_config('synchronous_commit', 'off', true)"
 
 
 def rows_insert(
@@ -133,9 +132,7 @@ def rows_insert(
         for field in fields
     ]
     if flush_later and _flush_later_allowed():
-        # Two statements in one simple query: bound client-side, never prepared.
-        execute(_FLUSH_LATER + sql, params, prepare=False)
-        return
+        sql += _FLUSH_LATER
     execute(sql, params)
 
 
@@ -170,23 +167,21 @@ class _Pipeline:
 _pipeline: ContextVar[_Pipeline | None] = ContextVar("orders_sql_pipeline", default=None)
 
 
-def execute(
-    statement: str, params: Sequence[Any], *, check: Check | None = None, prepare: bool = True
-) -> None:
+def execute(statement: str, params: Sequence[Any], *, check: Check | None = None) -> None:
     """Run one statement; ``check(rowcount)`` says whether it did what was meant.
 
     Inside :func:`pipelined` the statement is only sent, and its check runs
     when the block ends. Outside it (and always on SQLite) both run now.
-    ``prepare``: see :func:`cursor`.
+    The statement goes on :func:`cursor`: prepared once it repeats.
     """
     batch = _pipeline.get()
     if batch is None:
-        with cursor(prepare=prepare) as sent:
+        with cursor() as sent:
             sent.execute(statement, params)
             if check is not None:
                 check(sent.rowcount)
         return
-    sent = cursor(prepare=prepare)
+    sent = cursor()
     sent.execute(statement, params)
     batch.sent.append((sent, check))
 

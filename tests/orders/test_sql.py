@@ -66,8 +66,30 @@ def test_flush_later_commits_the_row_and_leaves_the_session_synchronous():
     if connection.vendor != "postgresql":
         assert "synchronous_commit" not in sent
         return
-    assert sent.startswith("SELECT set_config('synchronous_commit', 'off', true);")
+    assert sent.startswith("INSERT INTO")
+    assert sent.endswith(" RETURNING set_config('synchronous_commit', 'off', true)")
     with connection.cursor() as cursor:  # SET LOCAL ended with the statement's own commit
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_returning_set_config_holds_for_the_statements_own_commit():
+    """What flush_later relies on: set_config(..., true) evaluated in RETURNING
+    sets the implicit transaction's synchronous_commit (its commit), then ends
+    with it. A setting read back in a later statement of the same transaction
+    shows it was in force there; autocommitted, the next statement is back on."""
+    order = OrderFactory()
+    insert, fields = sql._insert(VendorMessage, "postgresql", 1, ())
+    row = _message(order.pk, order.vendor_id)
+    params = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(insert + sql._FLUSH_LATER, params)
+        assert cursor.fetchone()[0] == "off"
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "off"  # in force until this transaction commits
+    with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
 
@@ -136,9 +158,10 @@ def test_nothing_is_prepared_with_the_setting_off(settings):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_the_flush_later_insert_is_never_prepared():
+def test_the_flush_later_insert_is_prepared_like_the_rest():
     order = OrderFactory()
-    for _ in range(6):
+    for _ in range(8):
         sql.rows_insert([_message(order.pk, order.vendor_id)], flush_later=True)
-    assert VendorMessage.objects.filter(order=order).count() == 6
-    assert _prepared("synchronous_commit") == []  # two statements: bound client-side
+    assert VendorMessage.objects.filter(order=order).count() == 8
+    prepared = _prepared("synchronous_commit")
+    assert len(prepared) == 1 and prepared[0][1] == 3  # runs six to eight
