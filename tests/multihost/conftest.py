@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,7 +98,10 @@ def cluster(request: pytest.FixtureRequest, settings) -> Iterator[Cluster]:
         yield Cluster(network=network, hosts=hosts, log_dir=log_dir)
     finally:
         for host in hosts.values():
-            host.stop()
+            host.terminate()
+        deadline = time.monotonic() + 20
+        for host in hosts.values():
+            host.stop(deadline=deadline)
         network.stop()
 
 
