@@ -221,17 +221,14 @@ class Host:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
 
-    def stop(self, *, deadline: float | None = None) -> None:
-        """Stop every process (killed once ``deadline``, a ``time.monotonic()``,
-        has passed: 20 s from now by default) and remove the host.
+    def stop(self, *, deadline: float) -> None:
+        """After :meth:`terminate`: wait for every process until ``deadline``
+        (a ``time.monotonic()``), kill what is left, and remove the host.
 
         A cluster terminates all its hosts first and stops them against one
         deadline: a worker's warm shutdown waiting on its task then no longer
         delays the next host's (one after another, 20 s a process, this was
         42 s of a scenario's teardown)."""
-        if deadline is None:  # else the cluster has terminated every host already
-            self.terminate()
-            deadline = time.monotonic() + 20
         for process in self.processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(deadline - time.monotonic(), 0.1))
