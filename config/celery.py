@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, platforms, signals
 
 from config.env import settings_load_or_exit
 
@@ -61,3 +62,34 @@ def _worker_process_nice(**kwargs: Any) -> None:
     from django.conf import settings
 
     worker_nice_apply(settings.CELERY_WORKER_NICE)
+
+
+def beat_stop_on_signal(service: Any) -> None:
+    """SIGTERM and SIGINT stop `celery beat` by setting its shutdown flag.
+
+    Celery's own handler closes the scheduler (its broker connection
+    included) inside the signal handler and then raises SystemExit where the
+    signal landed. When that is in the middle of a send, redis-py's read
+    finishes on the connection just closed, raises ValueError ("I/O operation
+    on closed file") over the SystemExit, and beat's ``apply_entry`` logs it
+    as a scheduling error and ticks on: the SIGTERM is lost and beat runs
+    until it is killed (seen in tests/multihost/test_two_beats.py, one run in
+    two). Here the handler does no I/O: it sets the flag the loop checks, then
+    raises SystemExit to cut a sleep short. If that exception is swallowed,
+    the loop still ends at its next check (within beat's max interval), and
+    the loop's own ``finally`` saves the schedule as before.
+    """
+
+    def _stop(signum: int, frame: Any) -> None:
+        service.stop()
+        raise SystemExit()
+
+    platforms.signals.update(SIGTERM=_stop, SIGINT=_stop)
+
+
+@signals.beat_init.connect
+def _beat_stop_on_signal(sender: Any = None, **kwargs: Any) -> None:
+    # An embedded beat in a thread (worker -B without a process) cannot take
+    # signals; only the main thread installs handlers.
+    if threading.current_thread() is threading.main_thread():
+        beat_stop_on_signal(sender)

@@ -8,16 +8,19 @@ import copy
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from celery import beat, signals
+from celery.apps import beat as celery_beat_app
 from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.beat import beat_jobs, beat_schedule_sync, interval_unit
-from config.celery import app
+from config.celery import _beat_stop_on_signal, app
 from healing.selectors import cycle_interval_seconds
 from healing.tasks import heal_order, run_cycle
 
@@ -237,3 +240,63 @@ def test_every_task_sent_by_name_is_registered_in_a_bare_process():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _SendInterrupted(beat.Scheduler):
+    """Each tick is a send that SIGTERM interrupts, under a library that
+    replaces the handler's SystemExit with an error of its own, which beat
+    logs and ticks on: redis-py's read finishing on the socket Celery's
+    handler has just closed ("I/O operation on closed file")."""
+
+    ticks = 0
+    closed = False
+
+    def tick(self, *args: object, **kwargs: object) -> float:
+        type(self).ticks += 1
+        if type(self).ticks > 3:
+            raise RuntimeError("beat ticked on after SIGTERM")
+        try:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            finally:
+                raise ValueError("I/O operation on closed file.")  # noqa: B012
+        except Exception:  # noqa: S110 - beat's apply_entry logs it and goes on
+            pass
+        return 0.01
+
+    def close(self) -> None:
+        type(self).closed = True
+
+
+@pytest.fixture
+def beat_service():
+    """A real beat loop on the scheduler above; the process's own SIGTERM and
+    SIGINT handlers put back afterwards."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    _SendInterrupted.ticks, _SendInterrupted.closed = 0, False
+    try:
+        yield beat.Service(app=app, scheduler_cls=_SendInterrupted, remote_control=False)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def test_sigterm_in_the_middle_of_a_send_stops_beat_and_saves_its_schedule(beat_service):
+    celery_beat_app.Beat(app=app, quiet=True).install_sync_handler(beat_service)
+    beat_service.start()  # beat_init puts the project's handler in place of Celery's
+    assert _SendInterrupted.ticks == 1
+    assert _SendInterrupted.closed
+
+
+def test_celerys_own_handler_loses_that_sigterm(beat_service):
+    """Why config.celery replaces it: with Celery's handler alone beat ticks on.
+    When this fails, Celery no longer loses the signal and the replacement
+    can go."""
+    signals.beat_init.disconnect(_beat_stop_on_signal)
+    try:
+        celery_beat_app.Beat(app=app, quiet=True).install_sync_handler(beat_service)
+        with pytest.raises(RuntimeError, match="ticked on after SIGTERM"):
+            beat_service.start()
+    finally:
+        signals.beat_init.connect(_beat_stop_on_signal)
+    assert _SendInterrupted.ticks == 4
