@@ -418,13 +418,70 @@ def broker_orphans(*, now: float, min_age: float, task_name: str) -> list[Held]:
     return orphans
 
 
+# Read from a queue's lists this many messages a round trip.
+QUEUE_SCAN_CHUNK = 1000
+
+
+def broker_tokens(*, queues: Iterable[str], task_name: str) -> set[str] | None:
+    """The claim token of every healing a Redis broker still holds a
+    ``task_name`` message for: waiting in one of ``queues`` (each of its
+    priority lists) or delivered and not yet acknowledged. None on other
+    brokers, which keep no such record to read.
+
+    The queues are read before the unacknowledged hash: a message moving
+    from the one to the other meanwhile is seen in the second. The one
+    moment no structure holds it is inside a consumer, between kombu's
+    BRPOP and its write to the hash; a message caught there looks lost, and
+    re-sending it costs a delivery that finds its token stale.
+    """
+    url = str(settings.CELERY_BROKER_URL or "")
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    options: dict[str, Any] = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    sep = str(options.get("sep", "\x06\x16"))
+    steps = [int(step) for step in options.get("priority_steps", [0, 3, 6, 9])]
+    lists = [queue if not step else f"{queue}{sep}{step}" for queue in queues for step in steps]
+    tokens: set[str] = set()
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        for name in lists:
+            start = 0
+            while True:
+                chunk = client.lrange(name, start, start + QUEUE_SCAN_CHUNK - 1)
+                for raw in chunk:
+                    tokens.update(token for _, token, _ in _heal_payload(raw, task_name))
+                if len(chunk) < QUEUE_SCAN_CHUNK:
+                    break
+                start += QUEUE_SCAN_CHUNK
+        unacked = client.hvals(str(options.get("unacked_key", "unacked")))
+    finally:
+        client.close()
+    for raw in unacked:
+        tokens.update(token for _, token, _ in _heal_message(raw, task_name=task_name))
+    return tokens
+
+
+def _heal_payload(raw: bytes | str, task_name: str) -> list[Held]:
+    """The healings of a message as a queue's list holds it (no envelope)."""
+    try:
+        return _heal_parse(json.loads(raw), task_name=task_name)
+    except (ValueError, TypeError):
+        return []
+
+
 def _heal_message(raw: bytes | str | None, *, task_name: str) -> list[Held]:
     """(healing id, token, ETA epoch or None) of each healing a kombu Redis
     payload of ``task_name`` carries (several for a batch)."""
     if raw is None:
         return []
     try:
-        message = json.loads(raw)[0]
+        return _heal_parse(json.loads(raw)[0], task_name=task_name)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return []
+
+
+def _heal_parse(message: Any, *, task_name: str) -> list[Held]:
+    try:
         headers = message.get("headers") or {}
         if headers.get("task") != task_name:
             return []
@@ -435,5 +492,5 @@ def _heal_message(raw: bytes | str | None, *, task_name: str) -> list[Held]:
         eta = headers.get("eta")
         at = datetime.fromisoformat(eta).timestamp() if eta else None
         return [(healing_id, token, at) for healing_id, token in heal_pairs(args, kwargs)]
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return []

@@ -26,12 +26,12 @@ import os
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from billiard.exceptions import WorkerLostError
-from celery import Task
+from celery import Task, current_app
 from celery.signals import worker_ready
 from celery.worker.request import Request
 from django.conf import settings
@@ -44,6 +44,7 @@ from healing.dispatch import HEAL_ORDER, heal_pairs, healings_dispatch
 from healing.liveness import (
     Held,
     broker_orphans,
+    broker_tokens,
     connection_drop_broken,
     workers_forget,
     workers_lost,
@@ -216,6 +217,10 @@ def workers_lost_rescue(*, now: datetime, dispatch: Dispatch) -> int:
     # holder's (a live holder reports it; a rescue re-sent it): keep the
     # window so a message left in the broker is rescued once.
     held += [(h, t, s) for h, t, s in orphans]
+    # A worker died: it may have taken a message off the broker's list
+    # without recording it (below).
+    dropped = handoffs_lost(now=now, min_age=dead_age) if lost else []
+    held += dropped
     if not held:
         return 0
     with transaction.atomic():
@@ -229,10 +234,59 @@ def workers_lost_rescue(*, now: datetime, dispatch: Dispatch) -> int:
             extra={
                 "workers": [w for w, _ in lost],
                 "orphans": len(orphans),
+                "dropped": len(dropped),
                 "redispatched": len(pairs),
             },
         )
     return len(pairs)
+
+
+def handoffs_lost(*, now: datetime, min_age: float) -> list[Held]:
+    """Queued healings whose heal message the broker holds nowhere any more.
+
+    kombu's Redis transport takes a delivery off the queue's list (BRPOP)
+    and records it as unacknowledged a moment later; a worker killed in
+    between takes the message with it. Its healing stays PENDING under the
+    token it was sent with and would wait out its queue-wait lease
+    (``HEALING_DISPATCH_LEASE_SECONDS``, ten minutes). Called when a worker is
+    found dead, the only time that happens; one full read of the heal
+    queue, so not on every sweep. Rows dispatched less than ``min_age`` ago
+    are left out (their message may not be published yet), so are those
+    waiting for a retry's countdown (their lease counts from it). At most
+    ``HEALING_SWEEP_BATCH``, oldest first: one dead worker drops one message;
+    many more missing is a broker that lost its data, and the leases
+    re-send them. Empty on other brokers (RabbitMQ requeues what a dead
+    consumer held).
+    """
+    queue = current_app.amqp.router.route({}, HEAL_ORDER)["queue"].name
+    present = broker_tokens(queues=[queue], task_name=HEAL_ORDER)
+    if present is None:
+        return []
+    cutoff = now - timedelta(seconds=min_age)
+    queued = (
+        HealingAction.objects.filter(
+            recovery_status=RecoveryStatus.PENDING,
+            next_attempt_at__isnull=True,
+            updated_at__lt=cutoff,
+        )
+        .order_by("updated_at", "id")
+        .values_list("id", "claim_token")
+    )
+    limit = max(settings.HEALING_SWEEP_BATCH, 1)
+    dropped: list[Held] = []
+    missing = 0
+    for healing_id, token in queued.iterator(chunk_size=2000):
+        if str(token) in present:
+            continue
+        missing += 1
+        if len(dropped) < limit:
+            dropped.append((healing_id, str(token), None))
+    if missing > len(dropped):
+        logger.warning(
+            "queued healings missing from the broker left to their leases",
+            extra={"missing": missing, "rescued": len(dropped)},
+        )
+    return dropped
 
 
 class HealRequest(Request):

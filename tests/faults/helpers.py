@@ -25,8 +25,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 
 from healing.cycle import healing_cycle_run
+from healing.dispatch import HEAL_ORDER
+from healing.liveness import broker_tokens
 from healing.models import ACTIVE_STATUSES, FINAL_STATUSES, HealingAction, SkipReason
 from orders.models import CreditEntry, Order, OrderStatusChange, Vendor
 from tests.factories import OrderFactory, VendorFactory
@@ -211,6 +214,27 @@ def active_count(order_ids: list[int]) -> int:
     ).count()
 
 
+def stuck_report(order_ids: list[int], *, most: int = 40) -> str:
+    """The orders' healings still active, each with its lease and whether a
+    Redis broker still holds a message for its token: what a scenario that
+    timed out waiting for them prints."""
+    rows = list(
+        HealingAction.objects.filter(order_id__in=order_ids, recovery_status__in=ACTIVE_STATUSES)
+        .order_by("id")
+        .values_list("id", "recovery_status", "claim_token", "lease_expires_at", "updated_at")
+    )
+    present = broker_tokens(queues=["healing"], task_name=HEAL_ORDER)
+    lines = [f"{len(rows)} healings still active at {timezone.now():%H:%M:%S.%f}:"]
+    for healing_id, status, token, lease, updated in rows[:most]:
+        where = "in the broker" if present is not None and str(token) in present else "nowhere"
+        where = "?" if present is None else where
+        lines.append(
+            f"  {healing_id} {status} message {where}, updated {updated:%H:%M:%S.%f}, "
+            f"lease until {lease:%H:%M:%S}"
+        )
+    return "\n".join(lines)
+
+
 def final_count(order_ids: list[int]) -> int:
     return HealingAction.objects.filter(
         order_id__in=order_ids, recovery_status__in=FINAL_STATUSES
@@ -244,8 +268,6 @@ def recover(order_ids: list[int], *, dispatch: Callable | None = None, timeout: 
     leases = HealingAction.objects.filter(
         order_id__in=order_ids, recovery_status__in=ACTIVE_STATUSES
     ).values_list("lease_expires_at", flat=True)
-    from django.utils import timezone
-
     latest = max((lease for lease in leases if lease is not None), default=None)
     if latest is not None:
         time.sleep(max((latest - timezone.now()).total_seconds(), 0) + 0.2)

@@ -55,6 +55,7 @@ from tests.faults.helpers import (
     make_stuck_orders,
     size,
     snapshot_episodes,
+    stuck_report,
     wait_for_progress,
     worker_log,
 )
@@ -108,6 +109,17 @@ def _nodename(worker: Worker) -> str:
     return f"test-{os.getpid()}-{id(worker)}@{socket.gethostname()}"
 
 
+def _consume_heals(worker: Worker) -> None:
+    """Have ``worker`` consume the heal queue; it must say so (a broadcast
+    it missed would leave the queue unconsumed and look like lost heals)."""
+    name = _nodename(worker)
+    for _ in range(3):
+        replies = app.control.add_consumer("healing", destination=[name], reply=True, timeout=5)
+        if any(name in reply for reply in replies or ()):
+            return
+    raise AssertionError(f"{name} never answered add_consumer")
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(int(share * len(ordered)), len(ordered) - 1)]
@@ -147,8 +159,9 @@ def test_recovery_time_after_sigkill_of_children_and_a_whole_worker(request, set
         killed_at = timezone.now()
         worker.kill()  # the whole worker: running heals and prefetched messages
         kills.append((killed_at, _held_by_the_broker()))
-        app.control.add_consumer("healing", destination=[_nodename(spare)], reply=True, timeout=5)
-        assert wait_until(lambda: active_count(ids) == 0, timeout=240, interval=0.2)
+        _consume_heals(spare)
+        settled = wait_until(lambda: active_count(ids) == 0, timeout=240, interval=0.2)
+        assert settled, stuck_report(ids)
     finally:
         stop.set()
         sweeper.join(10)

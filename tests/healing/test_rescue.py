@@ -15,12 +15,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.celery import app
 from healing import liveness
-from healing.dispatch import heal_priority
+from healing.dispatch import HEAL_ORDER, heal_priority
 from healing.execution import healing_execute, healing_initiate
 from healing.liveness import worker_held, workers_alive_held, workers_forget, workers_lost
 from healing.models import HealingAction
-from healing.sweeper import healings_rescue
+from healing.sweeper import handoffs_lost, healings_rescue, workers_lost_rescue
 from tests.factories import OrderFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -134,3 +135,80 @@ def test_a_worker_whose_liveness_key_expired_is_lost_and_a_live_one_is_not():
     workers_forget(["dead:2"])
     assert workers_lost() == []
     client.delete(liveness.WORKERS_KEY, liveness.ALIVE_KEY + "alive:1")
+
+
+@pytest.fixture
+def redis_broker(settings):
+    """The heal queue on a real Redis broker (REDIS_URL's database), emptied
+    before and after; the app itself still runs tasks in-process."""
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL")
+    settings.CELERY_BROKER_URL = settings.REDIS_URL
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    steps = settings.CELERY_BROKER_TRANSPORT_OPTIONS["priority_steps"]
+    keys = ["healing", *(f"healing\x06\x16{step}" for step in steps if step)]
+    keys += ["unacked", "unacked_index", "unacked_mutex", liveness.WORKERS_KEY]
+
+    def clean() -> None:
+        client.delete(*keys, *client.keys(liveness.ALIVE_KEY + "*"))
+
+    clean()
+    with app.connection_for_write(settings.REDIS_URL) as conn:
+        conn.transport_options.update(settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+        app.amqp.queues["healing"].bind(conn.default_channel).declare()
+        yield conn, client
+    clean()
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")  # it publishes
+def test_a_worker_dies_with_a_message_it_took_off_the_queue_and_never_recorded(redis_broker):
+    """kombu's Redis transport pops a delivery (BRPOP) and records it as
+    unacknowledged a moment later: a worker SIGKILLed in between leaves a
+    PENDING healing with no message anywhere, which waited out its ten-minute
+    queue-wait lease (seen in CI as test_recovery_time's 240 s timeout)."""
+    conn, client = redis_broker
+    held, dropped, queued = dispatched(), dispatched(), dispatched()
+    producer = conn.Producer()
+    for healing in (held, dropped, queued):
+        app.send_task(HEAL_ORDER, args=(healing.pk, str(healing.claim_token)), producer=producer)
+    # A live worker holds the first (delivered, not acknowledged, reported).
+    assert conn.default_channel.basic_get("healing", no_ack=False) is not None
+    client.hset(liveness.WORKERS_KEY, "live:1", json.dumps([[held.pk, str(held.claim_token), 1]]))
+    client.set(liveness.ALIVE_KEY + "live:1", 1, px=60_000)
+    # The dying one took the second off the list and died before recording it.
+    assert client.rpop("healing") is not None
+    later = timezone.now() + timedelta(seconds=settings.HEALING_WORKER_DEAD_SECONDS + 1)
+    sent: list = []
+
+    # Nobody died yet: nothing is read, nothing is re-sent.
+    assert workers_lost_rescue(now=later, dispatch=sent.extend) == 0
+    client.hset(liveness.WORKERS_KEY, "dead:2", json.dumps([]))
+    assert len(handoffs_lost(now=later, min_age=settings.HEALING_WORKER_DEAD_SECONDS)) == 1
+    assert workers_lost_rescue(now=later, dispatch=sent.extend) == 1
+
+    ((healing_id, token),) = sent
+    assert healing_id == dropped.pk and token != str(dropped.claim_token)
+    for healing in (held, queued):
+        before = str(healing.claim_token)
+        healing.refresh_from_db()
+        assert str(healing.claim_token) == before
+    assert workers_lost() == []  # the dead worker is forgotten: read once
+
+
+def test_a_queued_healing_dispatched_a_moment_ago_or_waiting_for_its_retry_is_not_missing(
+    redis_broker,
+):
+    fresh, waiting = dispatched(), dispatched()
+    HealingAction.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now())
+    dead_age = settings.HEALING_WORKER_DEAD_SECONDS
+    now = timezone.now()
+    assert handoffs_lost(now=now, min_age=dead_age) == []
+    later = now + timedelta(seconds=dead_age + 1)
+    assert handoffs_lost(now=later, min_age=dead_age) == [(fresh.pk, str(fresh.claim_token), None)]
+
+
+def test_no_broker_to_read_means_nothing_is_missing(settings):
+    settings.CELERY_BROKER_URL = "amqp://guest@127.0.0.1:5672//"
+    dispatched()
+    later = timezone.now() + timedelta(hours=1)
+    assert handoffs_lost(now=later, min_age=1) == []
