@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import redis
 from billiard.exceptions import WorkerLostError
 from celery import Task, current_app
 from celery.signals import worker_ready
@@ -259,7 +260,11 @@ def handoffs_lost(*, now: datetime, min_age: float) -> list[Held]:
     consumer held).
     """
     queue = current_app.amqp.router.route({}, HEAL_ORDER)["queue"].name
-    present = broker_tokens(queues=[queue], task_name=HEAL_ORDER)
+    try:
+        present = broker_tokens(queues=[queue], task_name=HEAL_ORDER)
+    except redis.RedisError:  # the rest of the sweep goes on; leases bound the wait
+        logger.warning("heal queue not read for lost messages", exc_info=True)
+        return []
     if present is None:
         return []
     cutoff = now - timedelta(seconds=min_age)

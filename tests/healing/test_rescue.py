@@ -212,3 +212,11 @@ def test_no_broker_to_read_means_nothing_is_missing(settings):
     dispatched()
     later = timezone.now() + timedelta(hours=1)
     assert handoffs_lost(now=later, min_age=1) == []
+
+
+def test_a_broker_that_cannot_be_read_leaves_the_lost_messages_to_their_leases(settings, caplog):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    dispatched()
+    later = timezone.now() + timedelta(hours=1)
+    assert handoffs_lost(now=later, min_age=1) == []
+    assert "heal queue not read for lost messages" in caplog.text
