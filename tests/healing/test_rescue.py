@@ -220,3 +220,16 @@ def test_a_broker_that_cannot_be_read_leaves_the_lost_messages_to_their_leases(s
     later = timezone.now() + timedelta(hours=1)
     assert handoffs_lost(now=later, min_age=1) == []
     assert "heal queue not read for lost messages" in caplog.text
+
+
+def test_more_missing_than_a_sweep_batch_is_a_broker_that_lost_its_data(
+    redis_broker, settings, caplog
+):
+    settings.HEALING_SWEEP_BATCH = 2
+    oldest, older, newest = dispatched(), dispatched(), dispatched()
+    later = timezone.now() + timedelta(seconds=settings.HEALING_WORKER_DEAD_SECONDS + 1)
+    # No message was ever published: all three are missing, the oldest two re-sent.
+    found = handoffs_lost(now=later, min_age=settings.HEALING_WORKER_DEAD_SECONDS)
+    assert [healing_id for healing_id, _, _ in found] == [oldest.pk, older.pk]
+    assert "queued healings missing from the broker left to their leases" in caplog.text
+    assert newest.pk not in {healing_id for healing_id, _, _ in found}
