@@ -48,6 +48,7 @@ from healing.models import (
 from healing.reports.rollup import metrics_rollup_after_cycle
 from healing.silences import silences_apply
 from healing.sweeper import leases_redispatch
+from orders.sql import untallied
 
 logger = logging.getLogger("healing")
 
@@ -238,20 +239,22 @@ def _rows_record(*, cycle: HealingCycle, now: datetime) -> _Plan:
     lease = dispatch_lease_deadline(now)
     # Every active healing past its lease is re-dispatched, stuck order or not.
     plan = _Plan(expired=set(expired_active_healings(now=now)))
-    for batch in stuck_orders_batches(now=now, size=settings.HEALING_CYCLE_BATCH):
-        rows = []
-        for item in batch:
-            plan.detected += 1
-            if item.expired_healing_id is not None:
-                plan.expired.add(item.expired_healing_id)
-                continue
-            plan.dry_run += item.dry_run
-            action = item.recommended_action
-            plan.by_action[action] = plan.by_action.get(action, 0) + 1
-            rows.append(_healing_row(item=item, cycle=cycle, lease=lease, now=now))
-        # Issue 18: orders a silence holds are recorded SKIPPED/SILENCED, not sent.
-        silences_apply(rows=rows, now=now)
-        HealingAction.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    # Each bulk INSERT's text is unique: psycopg must not keep it (untallied).
+    with untallied():
+        for batch in stuck_orders_batches(now=now, size=settings.HEALING_CYCLE_BATCH):
+            rows = []
+            for item in batch:
+                plan.detected += 1
+                if item.expired_healing_id is not None:
+                    plan.expired.add(item.expired_healing_id)
+                    continue
+                plan.dry_run += item.dry_run
+                action = item.recommended_action
+                plan.by_action[action] = plan.by_action.get(action, 0) + 1
+                rows.append(_healing_row(item=item, cycle=cycle, lease=lease, now=now))
+            # Issue 18: orders a silence holds are recorded SKIPPED/SILENCED, not sent.
+            silences_apply(rows=rows, now=now)
+            HealingAction.objects.bulk_create(rows, batch_size=2000, ignore_conflicts=True)
     return plan
 
 

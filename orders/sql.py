@@ -86,6 +86,31 @@ def cursor() -> CursorWrapper:
     return connection.make_cursor(bound)
 
 
+@contextlib.contextmanager
+def untallied() -> Iterator[None]:
+    """Statements in the block are not tallied for preparing (PostgreSQL).
+
+    psycopg counts each statement text a connection runs, to prepare the
+    ones it sees ``prepare_threshold`` times, and keeps the last 100 texts
+    it counted. A client-side bound statement (every ORM query) carries its
+    values in its text and is never seen twice: a cycle's 2,000-row INSERT
+    is about 0.5 MB of text, and a 100k-order backlog left 32 MB of them
+    held by the connection (docs/BENCHMARK.md round 9). The block runs with
+    the tally off (``prepare_threshold = None``, psycopg's public setting);
+    statements prepared before it stay prepared for after it.
+    """
+    raw = connection.connection if connection.vendor == "postgresql" else None
+    threshold = getattr(raw, "prepare_threshold", None)
+    if raw is None or threshold is None:
+        yield
+        return
+    raw.prepare_threshold = None
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = threshold
+
+
 def _flush_later_allowed() -> bool:
     """True where one autocommitted statement can skip waiting for its WAL
     flush: PostgreSQL outside a transaction block."""

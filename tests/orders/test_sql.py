@@ -165,3 +165,31 @@ def test_the_flush_later_insert_is_prepared_like_the_rest():
     assert VendorMessage.objects.filter(order=order).count() == 8
     prepared = _prepared("synchronous_commit")
     assert len(prepared) == 1 and prepared[0][1] == 3  # runs six to eight
+
+
+@pytest.mark.postgres
+def test_nothing_is_tallied_inside_untallied_and_what_was_prepared_stays_prepared():
+    vendor = VendorFactory()
+    before = "UPDATE vendors SET open_orders = open_orders WHERE id = %s /* before */"
+    inside = "UPDATE vendors SET open_orders = open_orders WHERE id = %s /* inside */"
+    for _ in range(6):
+        sql.execute(before, [vendor.pk], check=lambda updated: None)
+    threshold = connection.connection.prepare_threshold
+    assert threshold is not None
+    with sql.untallied():
+        for _ in range(10):
+            sql.execute(inside, [vendor.pk], check=lambda updated: None)
+    assert _prepared("/* inside */") == []  # ten runs, never counted
+    assert connection.connection.prepare_threshold == threshold
+    runs = _prepared("/* before */")[0][1]
+    sql.execute(before, [vendor.pk], check=lambda updated: None)
+    assert _prepared("/* before */")[0][1] == runs + 1  # still the prepared one
+
+
+@pytest.mark.postgres
+def test_untallied_gives_the_setting_back_when_its_block_fails():
+    VendorFactory()
+    threshold = connection.connection.prepare_threshold
+    with pytest.raises(RuntimeError), sql.untallied():
+        raise RuntimeError
+    assert connection.connection.prepare_threshold == threshold
